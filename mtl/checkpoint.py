@@ -1,0 +1,265 @@
+"""Checkpoints: a directory of safetensors weights plus one JSON file. Never pickles.
+
+A checkpoint stores only what training could change: the heads, and the encoder weights a run
+updated. Everything else comes from the base model, whose weights' sha256 is recorded and checked
+on load. Weight files are named by their content hash and `mtl.json` is replaced last, atomically:
+it is the commit point, so a crash mid-save leaves the previous checkpoint loadable."""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig
+from .errors import CheckpointError, ConfigError, MTLError
+
+META = "mtl.json"
+FORMAT = "mtl-checkpoint"
+SELF = "."  # base_model of an exported checkpoint: the encoder lives in the checkpoint directory
+_base_hashes: dict[str, str] = {}
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    """sha256 over parameter names, shapes and bytes: identifies base weights whatever the file."""
+    h = hashlib.sha256()
+    for name, p in sorted(module.state_dict().items()):
+        t = p.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def base_sha256(base_model: str, module: torch.nn.Module) -> str:
+    """Cached per base model: the base weights do not change while a process runs."""
+    if base_model not in _base_hashes:
+        _base_hashes[base_model] = weights_sha256(module)
+    return _base_hashes[base_model]
+
+
+def _write_atomic(path: Path, write) -> None:
+    """write(tmp_path), fsync, then rename over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _save_tensors(directory: Path, stem: str, tensors: dict) -> str:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        name = f"{stem}.{file_sha256(tmp)[:16]}.safetensors"
+        os.replace(tmp, directory / name)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return name
+
+
+def _versions() -> dict:
+    import sentence_transformers
+    import transformers
+
+    from . import __version__
+
+    return {"mtl": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "sentence_transformers": sentence_transformers.__version__}
+
+
+def save_checkpoint(model, directory, train_config=None, frozen=(), metrics=None, base_model=None,
+                    base_hash=None) -> Path:
+    """Save heads + trained encoder weights + mtl.json; returns the directory."""
+    from .encoder import hf_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    hf = hf_model(model.encoder)
+    params = dict(hf.named_parameters())
+    encoder_names = sorted(model.trained_params)
+    files = {"heads": _save_tensors(directory, "heads", model.heads.state_dict())}
+    if encoder_names:
+        files["encoder"] = _save_tensors(directory, "encoder", {n: params[n] for n in encoder_names})
+    config = model.config.to_dict()
+    if base_model is not None:
+        config["base_model"] = base_model
+    meta = {
+        "format": FORMAT,
+        "format_version": 1,
+        "model": config,
+        "tasks": model.tasks,
+        "head_shapes": {t: {k: list(v.shape) for k, v in h.state_dict().items()} for t, h in model.heads.items()},
+        "files": files,
+        "sha256": {name: file_sha256(directory / name) for name in files.values()},
+        "encoder_params": encoder_names,
+        "base_model_sha256": base_hash or getattr(model, "base_hash", None),
+        "freeze": sorted(frozen),
+        "train": train_config.to_dict() if train_config is not None else None,
+        "metrics": metrics or {},
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_atomic(directory / META, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    # Only now, with the new mtl.json committed, remove weight files it no longer refers to.
+    for old in directory.glob("*.safetensors"):
+        if old.name.startswith(("heads.", "encoder.")) and old.name not in files.values():
+            old.unlink(missing_ok=True)
+    return directory
+
+
+def read_meta(directory) -> dict:
+    """mtl.json, checked field by field."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: no such checkpoint directory")
+    path = directory / META
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: not a checkpoint (no {META})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an mtl checkpoint (format should be {FORMAT!r})")
+    required = {"model": dict, "tasks": dict, "head_shapes": dict, "files": dict, "sha256": dict,
+                "encoder_params": list}
+    for key, kind in required.items():
+        if not isinstance(meta.get(key), kind):
+            raise CheckpointError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    for task, labels in meta["tasks"].items():
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise CheckpointError(f"{path}: labels of task {task!r} must be a list of strings")
+    try:
+        meta["model"] = ModelConfig.from_dict(meta["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: bad model config: {e}") from None
+    return meta
+
+
+def _load_weights(directory: Path, meta: dict, key: str) -> dict:
+    name = meta["files"].get(key)
+    if name is None:
+        return {}
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith(".safetensors"):
+        raise CheckpointError(f"{directory}: bad file name for {key!r} in {META}: {name!r}")
+    path = directory / name
+    if not path.is_file():
+        raise CheckpointError(f"{directory}: missing weight file {name}")
+    if file_sha256(path) != meta["sha256"].get(name):
+        raise CheckpointError(f"{path}: checksum mismatch: the file is corrupted or truncated")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def load_checkpoint(directory, device="auto"):
+    """Rebuild a MultiTaskModel from a checkpoint directory."""
+    from .device import resolve_device
+    from .encoder import hf_model
+    from .model import MultiTaskModel
+
+    directory = Path(directory)
+    meta = read_meta(directory)
+    config: ModelConfig = meta["model"]
+    dev = resolve_device(device) if isinstance(device, str) else device
+    base = str(directory.resolve()) if config.base_model == SELF else config.base_model
+    build_config = ModelConfig(**{**config.to_dict(), "base_model": base})
+    heads = _load_weights(directory, meta, "heads")
+    encoder_delta = _load_weights(directory, meta, "encoder")
+    try:
+        model = MultiTaskModel(build_config, meta["tasks"], device="cpu")
+    except ConfigError as e:
+        raise CheckpointError(f"{directory}: {e}") from None
+    model.config = config
+    hf = hf_model(model.encoder)
+    expected = meta.get("base_model_sha256")
+    actual = base_sha256(base, hf)
+    if expected and expected != actual:
+        raise CheckpointError(
+            f"{directory}: trained on a different base model: {config.base_model!r} now has weights "
+            f"sha256 {actual[:12]}, the checkpoint expects {expected[:12]}"
+        )
+    model.base_hash = actual
+    _load_heads(directory, model, meta, heads)
+    params = dict(hf.named_parameters())
+    if sorted(encoder_delta) != sorted(meta["encoder_params"]):
+        raise CheckpointError(f"{directory}: encoder weights do not match the list in {META}")
+    with torch.no_grad():
+        for name, value in encoder_delta.items():
+            if name not in params or params[name].shape != value.shape:
+                raise CheckpointError(f"{directory}: encoder weight {name!r} does not fit the base model")
+            params[name].copy_(value)
+    model.trained_params = set(encoder_delta)
+    model.checkpoint_meta = meta
+    return model.to(dev).eval()
+
+
+def _load_heads(directory, model, meta, heads):
+    for task, labels in model.tasks.items():
+        state = {k.split(".", 1)[1]: v for k, v in heads.items() if k.split(".", 1)[0] == task}
+        own = model.heads[task].state_dict()
+        if set(state) != set(own):
+            raise CheckpointError(f"{directory}: head {task!r} weights are missing or unexpected")
+        for k, v in state.items():
+            if v.shape != own[k].shape:
+                out = v.shape[0] if v.ndim else "?"
+                raise CheckpointError(
+                    f"{directory}: head {task!r} weight {k} has shape {list(v.shape)}, expected "
+                    f"{list(own[k].shape)} ({len(labels)} labels, hidden {model.config.head_hidden}); "
+                    f"the label list does not match the head ({out} outputs)"
+                )
+        model.heads[task].load_state_dict(state)
+    extra = {k.split(".", 1)[0] for k in heads} - set(model.tasks)
+    if extra:
+        raise CheckpointError(f"{directory}: weights for unknown head(s) {', '.join(sorted(extra))}")
+
+
+def export_standalone(model, output) -> Path:
+    """A full directory: the encoder loads with plain `SentenceTransformer(output)`, and
+    `load_checkpoint(output)` gives the whole multi-task model, with no base model needed."""
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise MTLError(f"{output}: already exists and is not empty; choose a new directory")
+    tmp = Path(tempfile.mkdtemp(dir=output.parent if output.parent.exists() else None, prefix=".export-"))
+    try:
+        model.encoder.save(str(tmp))
+        from .encoder import hf_model
+
+        trained, model.trained_params = model.trained_params, set()
+        try:
+            save_checkpoint(model, tmp, base_model=SELF, base_hash=weights_sha256(hf_model(model.encoder)),
+                            metrics=getattr(model, "checkpoint_meta", {}).get("metrics"))
+        finally:
+            model.trained_params = trained
+        if output.exists():
+            output.rmdir()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return output

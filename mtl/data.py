@@ -1,0 +1,188 @@
+"""Reading and validating labelled data: CSV or JSON Lines, a text column plus one column per task.
+
+Several files may each label only some tasks; a missing label is simply not trained on for that
+task. Any problem raises DataError naming the file, the line and what is wrong, and nothing is
+half-loaded."""
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError
+
+TEXT_COLUMN = "text"
+FORMATS = (".csv", ".jsonl", ".txt")
+
+
+@dataclass
+class Dataset:
+    texts: list[str]
+    labels: dict[str, list]  # {task: [label or None per text]}
+    label_sets: dict[str, list[str]] = field(default_factory=dict)  # {task: ordered labels}
+
+    def __post_init__(self):
+        for task, column in self.labels.items():
+            if len(column) != len(self.texts):
+                raise DataError(f"task {task!r} has {len(column)} labels for {len(self.texts)} texts")
+        if not self.label_sets:
+            self.label_sets = {t: sorted({v for v in col if v is not None}) for t, col in self.labels.items()}
+
+    def __len__(self):
+        return len(self.texts)
+
+    @property
+    def tasks(self) -> dict[str, list[str]]:
+        return dict(self.label_sets)
+
+    def label_ids(self, task: str) -> list[int]:
+        """Label indices for one task, -1 where the text has no label for it."""
+        index = {lab: i for i, lab in enumerate(self.label_sets[task])}
+        return [index[v] if v is not None else -1 for v in self.labels[task]]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {t: {lab: col.count(lab) for lab in self.label_sets[t]} for t, col in self.labels.items()}
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {raw[e.start]:#04x}); save the file as UTF-8") from None
+
+
+def read_text(path, max_bytes: int | None = None) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise DataError(f"{path}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
+    return _decode(path, path.read_bytes())
+
+
+def _rows_csv(path: Path, text: str):
+    """Yield (line number, {column: value}) from CSV text."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}: the file is empty")
+        header = [h.strip() for h in header]
+        if len(set(header)) != len(header):
+            raise DataError(f"{path}: line 1: duplicate column names in header {header}")
+        for row in reader:
+            if not row or all(not c.strip() for c in row):
+                continue  # blank line
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}: line {reader.line_num}: {len(row)} fields but the header has {len(header)} "
+                    f"(quote text that contains commas)"
+                )
+            yield reader.line_num, dict(zip(header, row))
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+
+
+def _rows_jsonl(path: Path, text: str):
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: line {n}: expected a JSON object, got {type(obj).__name__}")
+        for k, v in obj.items():
+            if v is not None and not isinstance(v, (str, int, float)):
+                raise DataError(f"{path}: line {n}: field {k!r} must be text, got {type(v).__name__}")
+        yield n, {k: "" if v is None else str(v) for k, v in obj.items()}
+
+
+def read_rows(path, max_bytes: int | None = None):
+    """[(line, {column: value})] for a .csv or .jsonl file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".json"):
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .jsonl")
+    text = read_text(path, max_bytes)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty")
+    rows = list((_rows_csv if suffix == ".csv" else _rows_jsonl)(path, text))
+    if not rows:
+        raise DataError(f"{path}: no data rows")
+    return rows
+
+
+def load_labelled(paths, text_column: str = TEXT_COLUMN, label_sets: dict | None = None,
+                  max_rows: int | None = None, max_bytes: int | None = None) -> Dataset:
+    """Load one or more labelled files into one Dataset.
+
+    Every column other than `text_column` is a task. With `label_sets` (e.g. the training labels or
+    a checkpoint's), a label outside a task's set is an error and the label order is kept."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    texts, per_row = [], []
+    for path in paths:
+        rows = read_rows(path, max_bytes)
+        columns = list(rows[0][1])
+        if text_column not in columns:
+            raise DataError(f"{path}: no {text_column!r} column (columns are: {', '.join(columns)})")
+        tasks = [c for c in columns if c != text_column]
+        if not tasks:
+            raise DataError(f"{path}: no label columns besides {text_column!r}; add a column per task")
+        for line, row in rows:
+            text = row[text_column].strip()
+            if not text:
+                raise DataError(f"{path}: line {line}: empty text")
+            labels = {t: row.get(t, "").strip() or None for t in tasks}
+            if all(v is None for v in labels.values()):
+                raise DataError(f"{path}: line {line}: no label for any task ({', '.join(tasks)})")
+            if label_sets:
+                for t, v in labels.items():
+                    if t not in label_sets:
+                        raise DataError(f"{path}: column {t!r} is not a known task ({', '.join(label_sets)})")
+                    if v is not None and v not in label_sets[t]:
+                        raise DataError(
+                            f"{path}: line {line}: label {v!r} is not in the label set of task {t!r} "
+                            f"({', '.join(label_sets[t])})"
+                        )
+            texts.append(text)
+            per_row.append(labels)
+            if max_rows is not None and len(texts) > max_rows:
+                raise DataError(f"{path}: more than {max_rows} rows, over the limit")
+    all_tasks = list(dict.fromkeys(t for labels in per_row for t in labels))
+    labels = {t: [row.get(t) for row in per_row] for t in all_tasks}
+    sets = {}
+    for t in all_tasks:
+        present = sorted({v for v in labels[t] if v is not None})
+        sets[t] = list(label_sets[t]) if label_sets and t in label_sets else present
+        if len(sets[t]) < 2:
+            raise DataError(f"task {t!r} has only {len(sets[t])} distinct label(s) ({', '.join(sets[t])}); need 2+")
+    return Dataset(texts, labels, sets)
+
+
+def load_texts(path, text_column: str = TEXT_COLUMN, max_rows: int | None = None,
+               max_bytes: int | None = None) -> list[str]:
+    """Texts to predict or encode: a .txt file (one per line) or the text column of a .csv/.jsonl."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        lines = read_text(path, max_bytes).splitlines()
+        texts = [line.strip() for line in lines if line.strip()]
+    else:
+        rows = read_rows(path, max_bytes)
+        if text_column not in rows[0][1]:
+            raise DataError(f"{path}: no {text_column!r} column (columns are: {', '.join(rows[0][1])})")
+        texts = []
+        for line, row in rows:
+            if not row[text_column].strip():
+                raise DataError(f"{path}: line {line}: empty text")
+            texts.append(row[text_column].strip())
+    if not texts:
+        raise DataError(f"{path}: no text to process")
+    if max_rows is not None and len(texts) > max_rows:
+        raise DataError(f"{path}: {len(texts)} texts, over the limit of {max_rows}")
+    return texts

