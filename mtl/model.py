@@ -3,9 +3,10 @@
 import torch
 from torch import nn
 
+from .checkpoint import weights_sha256
 from .config import ModelConfig
 from .device import resolve_device
-from .encoder import build_encoder, length_order, tokenize
+from .encoder import build_encoder, hf_model, length_order, tokenize
 from .errors import ConfigError
 from .heads import TaskHead
 
@@ -25,6 +26,8 @@ class MultiTaskModel(nn.Module):
         self.encoder = encoder or build_encoder(
             config.base_model, config.pooling, config.normalize, config.max_seq_length, device
         )
+        # Identifies the pretrained weights, so a checkpoint storing only a delta can refuse another base.
+        self.base_hash = weights_sha256(hf_model(self.encoder))
         dim = self.encoder.get_embedding_dimension()
         self.heads = nn.ModuleDict(
             {t: TaskHead(dim, len(labels), config.dropout, config.head_hidden) for t, labels in self.tasks.items()}

@@ -24,8 +24,9 @@ def _batches(indices, batch_size, rng, lengths=None):
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def epoch_plan(label_ids: dict, batch_size: int, strategy: str, rng, temperature: float = 2.0,
-               lengths=None) -> list[tuple]:
+def epoch_plan(
+    label_ids: dict, batch_size: int, strategy: str, rng, temperature: float = 2.0, lengths=None
+) -> list[tuple]:
     """[(tasks, indices), ...] for one epoch. `label_ids` is {task: array of label ids, -1 = none}."""
     if strategy not in TASK_SAMPLING:
         raise ValueError(f"task_sampling must be one of {', '.join(TASK_SAMPLING)}; got {strategy!r}")

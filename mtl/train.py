@@ -57,10 +57,14 @@ def make_optimizer(model, config: TrainConfig):
         params = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
         decay = [p for n, p in params if p.ndim >= 2]
         no_decay = [p for n, p in params if p.ndim < 2]
-        groups += [g for g in (
-            {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
-            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-        ) if g["params"]]
+        groups += [
+            g
+            for g in (
+                {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
+                {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+            )
+            if g["params"]
+        ]
     return torch.optim.AdamW(groups) if groups else None
 
 
@@ -86,8 +90,7 @@ def _restore(model, snapshot):
             params[n].copy_(value)
 
 
-def train(model, train_data, val_data=None, config: TrainConfig | None = None, stop=None,
-          output_dir=None):
+def train(model, train_data, val_data=None, config: TrainConfig | None = None, stop=None, output_dir=None):
     """Train `model` in place, yielding events. `stop` is anything with is_set() (threading.Event)."""
     config = config or TrainConfig()
     t0 = time.perf_counter()
@@ -96,22 +99,34 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     y = label_matrix(model, train_data)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
-    steps_per_epoch = len(epoch_plan(y, config.batch_size, config.task_sampling, np.random.default_rng(0),
-                                     config.temperature))
+    steps_per_epoch = len(
+        epoch_plan(y, config.batch_size, config.task_sampling, np.random.default_rng(0), config.temperature)
+    )
     total_steps = steps_per_epoch * config.epochs
     counts = parameter_counts(model)
-    yield {"type": "start", "frozen": sorted(frozen), "params": counts, "steps": total_steps,
-           "epochs": config.epochs, "examples": len(train_data)}
+    yield {
+        "type": "start",
+        "frozen": sorted(frozen),
+        "params": counts,
+        "steps": total_steps,
+        "epochs": config.epochs,
+        "examples": len(train_data),
+    }
 
     def run_eval(step, epoch):
         metrics = evaluate(model, val_data)
-        return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics),
-                "score": score(metrics)}
+        return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
 
     optimizer = make_optimizer(model, config)
     if optimizer is None:  # nothing trainable: evaluation only, no pointless loop
-        done = {"type": "done", "eval_only": True, "stopped": False, "steps": 0, "checkpoint": None,
-                "message": "every component is frozen, so there is nothing to train: evaluation only"}
+        done = {
+            "type": "done",
+            "eval_only": True,
+            "stopped": False,
+            "steps": 0,
+            "checkpoint": None,
+            "message": "every component is frozen, so there is nothing to train: evaluation only",
+        }
         if val_data is not None:
             ev = run_eval(0, 0)
             ev["best"] = True
@@ -124,8 +139,13 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     lr_factor = warmup_linear(total_steps, config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    encoder_trainable = [(n, p) for c, ps in component_params(model).items() if not c.startswith("head.")
-                         for n, p in ps if p.requires_grad]
+    encoder_trainable = [
+        (n, p)
+        for c, ps in component_params(model).items()
+        if not c.startswith("head.")
+        for n, p in ps
+        if p.requires_grad
+    ]
     lengths = np.array([len(t) for t in train_data.texts])  # characters: a cheap proxy for tokens
     best_score, best_metrics, best_state, checkpoint = -math.inf, None, None, None
     last_good = _snapshot(model)
@@ -138,8 +158,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
             best_score, best_metrics, best_state = ev["score"], ev["metrics"], _snapshot(model)
             evals_since_best = 0
             if output_dir is not None:
-                checkpoint = str(save_checkpoint(model, output_dir, train_config=config, frozen=frozen,
-                                                 metrics={"validation": ev["metrics"]}))
+                checkpoint = str(
+                    save_checkpoint(
+                        model, output_dir, train_config=config, frozen=frozen, metrics={"validation": ev["metrics"]}
+                    )
+                )
         else:
             evals_since_best += 1
         return ev
@@ -164,8 +187,12 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
             if not torch.isfinite(loss):
                 _restore(model, last_good)
                 failed = True
-                yield {"type": "error", "step": step, "message": f"the loss became {float(loss)} at step "
-                       f"{step + 1}; training stopped and the last good weights were kept (try a lower learning rate)"}
+                yield {
+                    "type": "error",
+                    "step": step,
+                    "message": f"the loss became {loss.item()} at step "
+                    f"{step + 1}; training stopped and the last good weights were kept (try a lower learning rate)",
+                }
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -178,11 +205,18 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
             step += 1
             if step % 50 == 0:
                 last_good = _snapshot(model)
-            yield {"type": "step", "step": step, "epoch": epoch, "tasks": list(tasks), "loss": loss.item(),
-                   "losses": {t: v.item() for t, v in losses.items()},
-                   "lr_encoder": config.lr_encoder * lr_factor(step - 1) if encoder_trainable else 0.0,
-                   "lr_heads": config.lr_heads * lr_factor(step - 1), "examples_per_sec": len(idx) / (time.perf_counter() - ts),
-                   "progress": step / total_steps}
+            yield {
+                "type": "step",
+                "step": step,
+                "epoch": epoch,
+                "tasks": list(tasks),
+                "loss": loss.item(),
+                "losses": {t: v.item() for t, v in losses.items()},
+                "lr_encoder": config.lr_encoder * lr_factor(step - 1) if encoder_trainable else 0.0,
+                "lr_heads": config.lr_heads * lr_factor(step - 1),
+                "examples_per_sec": len(idx) / (time.perf_counter() - ts),
+                "progress": step / total_steps,
+            }
             if config.eval_every and val_data is not None and step % config.eval_every == 0:
                 yield after_eval(run_eval(step, epoch))
         if stopped or failed:
@@ -199,6 +233,14 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     elif output_dir is not None and step > 0:  # no validation data: keep the final weights
         checkpoint = str(save_checkpoint(model, output_dir, train_config=config, frozen=frozen))
     model.eval()
-    yield {"type": "done", "best_metrics": best_metrics, "best_score": None if best_metrics is None else best_score,
-           "checkpoint": checkpoint, "stopped": stopped, "failed": failed, "steps": step,
-           "seconds": time.perf_counter() - t0, "eval_only": False}
+    yield {
+        "type": "done",
+        "best_metrics": best_metrics,
+        "best_score": None if best_metrics is None else best_score,
+        "checkpoint": checkpoint,
+        "stopped": stopped,
+        "failed": failed,
+        "steps": step,
+        "seconds": time.perf_counter() - t0,
+        "eval_only": False,
+    }

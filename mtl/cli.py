@@ -1,0 +1,298 @@
+"""Command line: python -m mtl {train,eval,predict,encode,export} ..."""
+
+import argparse
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "checkpoints" / "default")
+
+
+def _cmd_train(args):
+    import threading
+
+    from tqdm import tqdm
+
+    from .checkpoint import load_checkpoint
+    from .config import ModelConfig, TrainConfig
+    from .data import load_labelled
+    from .freeze import parameter_counts
+    from .model import new_model
+    from .train import train
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_encoder=args.lr_encoder,
+        lr_heads=args.lr_heads,
+        weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio,
+        grad_clip=args.grad_clip,
+        seed=args.seed,
+        device=args.device,
+        freeze=args.freeze,
+        task_sampling=args.task_sampling,
+        temperature=args.temperature,
+        patience=args.patience,
+    )
+    data = load_labelled(args.data, text_column=args.text_column)
+    val = load_labelled(args.val, text_column=args.text_column, label_sets=data.tasks) if args.val else None
+    if args.init:
+        model = load_checkpoint(args.init, device=args.device)
+    else:
+        model_config = ModelConfig(
+            base_model=args.model,
+            pooling=args.pooling,
+            max_seq_length=args.max_seq_length,
+            dropout=args.dropout,
+            head_hidden=args.head_hidden,
+            normalize=args.normalize,
+        )
+        model = new_model(data.tasks, model_config, device=args.device, seed=args.seed)
+    print(
+        f"data: {len(data)} sentences, tasks: "
+        + ", ".join(f"{t} ({len(v)} labels)" for t, v in data.tasks.items())
+        + (f"; validation: {len(val)}" if val else "; no validation file"),
+        file=sys.stderr,
+    )
+    stop = threading.Event()
+    bar, result = None, None
+    try:
+        for ev in train(model, data, val, config, stop=stop, output_dir=args.output):
+            if ev["type"] == "start":
+                counts = parameter_counts(model)["total"]
+                print(
+                    f"frozen: {', '.join(ev['frozen']) or 'nothing'}; trainable parameters: "
+                    f"{counts['trainable']:,} of {counts['total']:,}",
+                    file=sys.stderr,
+                )
+                bar = tqdm(total=ev["steps"], unit="step", disable=args.quiet or ev["steps"] == 0)
+            elif ev["type"] == "step":
+                bar.update(1)
+                bar.set_postfix(epoch=ev["epoch"], loss=f"{ev['loss']:.3f}")
+            elif ev["type"] == "eval":
+                line = "  ".join(
+                    f"{t}: acc {m['accuracy']:.3f} F1 {m['macro_f1']:.3f}" for t, m in ev["metrics"].items()
+                )
+                (bar.write if bar else print)(
+                    f"epoch {ev['epoch']} step {ev['step']}: {line}" + ("  (best)" if ev["best"] else "")
+                )
+            elif ev["type"] == "error":
+                print(f"error: {ev['message']}", file=sys.stderr)
+            elif ev["type"] == "done":
+                result = ev
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        if bar:
+            bar.close()
+    if result is None:
+        return 1
+    if result["eval_only"]:
+        print(result["message"], file=sys.stderr)
+    elif result["checkpoint"] is None and args.output:
+        from .checkpoint import save_checkpoint
+
+        result["checkpoint"] = str(save_checkpoint(model, args.output, train_config=config))
+    print(
+        f"done in {result['seconds']:.1f}s, {result['steps']} steps"
+        + (f"; checkpoint: {result['checkpoint']}" if result["checkpoint"] else ""),
+        file=sys.stderr,
+    )
+    return 1 if result.get("failed") else 0
+
+
+def _cmd_eval(args):
+    from .checkpoint import load_checkpoint
+    from .data import load_labelled
+    from .evaluate import evaluate
+
+    model = load_checkpoint(args.checkpoint, device=args.device)
+    data = load_labelled(args.data, text_column=args.text_column, label_sets=model.tasks)
+    metrics = evaluate(model, data, args.batch_size)
+    if args.json:
+        print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "metrics": metrics}, indent=2))
+        return 0
+    for task, m in metrics.items():
+        print(f"{task}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}  (n={m['n']})")
+        width = max(len(lab) for lab in m["labels"])
+        print(" " * (width + 2) + "predicted ->")
+        for lab, row in zip(m["labels"], m["confusion"]):
+            print(f"  {lab:<{width}} " + " ".join(f"{c:4d}" for c in row))
+    return 0
+
+
+def prediction_rows(model, texts):
+    """Rows for CSV output: text, then per task the top label and its probability, then one column per label."""
+    rows = []
+    for text, pred in zip(texts, model.predict(texts)):
+        row = {"text": text}
+        for task, p in pred.items():
+            row[task] = p["label"]
+            row[f"{task}_score"] = round(p["score"], 6)
+        for task, p in pred.items():
+            row.update({f"{task}:{lab}": round(v, 6) for lab, v in p["probs"].items()})
+        rows.append(row)
+    return rows
+
+
+def _cmd_predict(args):
+    from .checkpoint import load_checkpoint
+    from .data import load_texts
+    from .errors import MTLError
+
+    if (args.text is None) == (args.input is None):
+        raise MTLError("give exactly one of --text or --input")
+    texts = [args.text] if args.text is not None else load_texts(args.input, args.text_column)
+    if not all(t.strip() for t in texts):
+        raise MTLError("--text is empty")
+    model = load_checkpoint(args.checkpoint, device=args.device)
+    rows = prediction_rows(model, texts)
+    if args.output:
+        from .checkpoint import _write_atomic
+
+        def write(tmp):
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+        _write_atomic(Path(args.output), write)
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        for row in rows:
+            labels = "  ".join(f"{t}={row[t]} ({row[f'{t}_score']:.2f})" for t in model.tasks)
+            print(f"{labels}  | {row['text'][:80]}")
+    return 0
+
+
+def _cmd_encode(args):
+    import numpy as np
+
+    from .data import load_texts
+    from .encoder import build_encoder, encode
+
+    texts = load_texts(args.input, args.text_column)
+    if args.checkpoint:
+        from .checkpoint import load_checkpoint
+
+        encoder = load_checkpoint(args.checkpoint, device=args.device).encoder
+    else:
+        from .device import resolve_device
+
+        encoder = build_encoder(
+            args.model, args.pooling, args.normalize, args.max_seq_length, resolve_device(args.device)
+        )
+    vectors = encode(encoder, texts, args.batch_size, pooling=args.pooling)
+    from .checkpoint import _write_atomic
+
+    out = Path(args.output)
+    if out.suffix != ".npy":
+        out = out.with_suffix(out.suffix + ".npy")
+    _write_atomic(out, lambda tmp: np.save(open(tmp, "wb"), vectors, allow_pickle=False))
+    print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_export(args):
+    from .checkpoint import export_standalone, load_checkpoint
+
+    model = load_checkpoint(args.checkpoint, device="cpu")
+    out = export_standalone(model, args.output)
+    print(f"exported to {out}; the encoder loads with SentenceTransformer({str(out)!r})", file=sys.stderr)
+    return 0
+
+
+def build_parser():
+    from .config import DEVICES, POOLING_MODES, TASK_SAMPLING, ModelConfig, TrainConfig
+
+    tc, mc = TrainConfig(), ModelConfig()
+    p = argparse.ArgumentParser(prog="python -m mtl", description="Multi-task sentence transformer.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a multi-task model on CSV/JSONL files")
+    t.add_argument("--data", nargs="+", required=True, metavar="FILE", help="training files (text + a column per task)")
+    t.add_argument("--val", metavar="FILE", help="validation file; the best epoch on it is kept")
+    t.add_argument("--output", required=True, metavar="DIR", help="checkpoint directory to write")
+    t.add_argument(
+        "--freeze",
+        default=tc.freeze,
+        help="none | all | backbone | head.<task> | bottom:K | comma-separated components",
+    )
+    t.add_argument("--epochs", type=int, default=tc.epochs)
+    t.add_argument("--batch-size", type=int, default=tc.batch_size)
+    t.add_argument("--lr-encoder", type=float, default=tc.lr_encoder)
+    t.add_argument("--lr-heads", type=float, default=tc.lr_heads)
+    t.add_argument("--weight-decay", type=float, default=tc.weight_decay)
+    t.add_argument("--warmup-ratio", type=float, default=tc.warmup_ratio)
+    t.add_argument("--grad-clip", type=float, default=tc.grad_clip)
+    t.add_argument("--task-sampling", choices=TASK_SAMPLING, default=tc.task_sampling)
+    t.add_argument("--temperature", type=float, default=tc.temperature, help="T for --task-sampling temperature")
+    t.add_argument("--patience", type=int, default=tc.patience, help="stop after N evaluations without improvement")
+    t.add_argument("--seed", type=int, default=tc.seed)
+    t.add_argument("--model", default=mc.base_model, help="base model: 'default', a Hugging Face id or a local path")
+    t.add_argument("--init", metavar="DIR", help="continue from this checkpoint instead of a new model")
+    t.add_argument("--pooling", choices=POOLING_MODES, default=mc.pooling)
+    t.add_argument("--normalize", action="store_true", help="L2-normalise embeddings before the heads")
+    t.add_argument("--max-seq-length", type=int, default=mc.max_seq_length)
+    t.add_argument("--dropout", type=float, default=mc.dropout)
+    t.add_argument("--head-hidden", type=int, default=mc.head_hidden, help="hidden layer size in each head (0 = none)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="accuracy, macro-F1 and confusion matrix per task")
+    e.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    e.add_argument("--data", required=True, metavar="FILE")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--batch-size", type=int, default=64)
+
+    pr = sub.add_parser("predict", help="top label and probabilities per task")
+    pr.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    pr.add_argument("--text", help="one sentence")
+    pr.add_argument("--input", metavar="FILE", help=".txt (one sentence per line), .csv or .jsonl")
+    pr.add_argument("--output", metavar="OUT.csv", help="write a CSV instead of printing")
+
+    en = sub.add_parser("encode", help="sentence embeddings to a .npy file")
+    en.add_argument("--input", required=True, metavar="FILE")
+    en.add_argument("--output", required=True, metavar="OUT.npy")
+    en.add_argument("--model", default=mc.base_model, help="base model (ignored with --checkpoint)")
+    en.add_argument("--checkpoint", help="use the (fine-tuned) encoder of this checkpoint")
+    en.add_argument("--pooling", choices=POOLING_MODES, default=None, help="default: the model's own (mean)")
+    en.add_argument("--normalize", action="store_true")
+    en.add_argument("--max-seq-length", type=int, default=mc.max_seq_length)
+    en.add_argument("--batch-size", type=int, default=64)
+
+    x = sub.add_parser("export", help="a standalone directory loadable by plain sentence-transformers")
+    x.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    x.add_argument("--output", required=True, metavar="DIR")
+
+    for sp in (t, e, pr, en):
+        sp.add_argument("--device", choices=DEVICES, default="auto")
+    for sp in (t, e, pr, en):
+        sp.add_argument("--text-column", default="text")
+    return p
+
+
+COMMANDS = {
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "predict": _cmd_predict,
+    "encode": _cmd_encode,
+    "export": _cmd_export,
+}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .errors import MTLError
+
+    try:
+        return COMMANDS[args.command](args)
+    except MTLError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

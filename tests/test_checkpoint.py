@@ -1,0 +1,154 @@
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import make_tiny_bert
+
+from mtl.checkpoint import export_standalone, load_checkpoint, save_checkpoint
+from mtl.config import ModelConfig, TrainConfig
+from mtl.errors import CheckpointError
+from mtl.model import new_model
+from mtl.train import train
+
+TEXTS = ["the team won the match", "awful stock market news", "i love this film", "x"]
+
+
+def trained(model, data, freeze, tmp_path):
+    events = list(
+        train(model, data, data, TrainConfig(epochs=2, batch_size=8, freeze=freeze), output_dir=tmp_path / "ck")
+    )
+    return events[-1]["checkpoint"]
+
+
+def assert_same_predictions(a, b):
+    pa, pb = a.predict_proba(TEXTS), b.predict_proba(TEXTS)
+    assert pa.keys() == pb.keys()
+    for t in pa:
+        assert torch.equal(pa[t], pb[t]), t
+
+
+@pytest.mark.parametrize("freeze", ["none", "bottom:1", "backbone"])
+def test_round_trip_gives_identical_predictions(tiny_model, toy_data, tmp_path, freeze):
+    path = trained(tiny_model, toy_data, freeze, tmp_path)
+    loaded = load_checkpoint(path, device="cpu")
+    assert loaded.tasks == tiny_model.tasks
+    assert_same_predictions(tiny_model, loaded)
+    meta = json.loads((tmp_path / "ck" / "mtl.json").read_text())
+    assert meta["train"]["freeze"] == freeze and meta["metrics"]["validation"]["topic"]["accuracy"] >= 0
+
+
+def test_frozen_encoder_checkpoint_is_small_and_needs_its_base(tiny_bert, toy_data, tmp_path):
+    base = make_tiny_bert(tmp_path / "base", seed=0)
+    model = new_model(toy_data.tasks, ModelConfig(base_model=str(base)), device="cpu", seed=0)
+    path = trained(model, toy_data, "backbone", tmp_path)
+    files = list((tmp_path / "ck").iterdir())
+    assert not any(f.name.startswith("encoder.") for f in files)
+    assert sum(f.stat().st_size for f in files) < 20_000
+    load_checkpoint(path, device="cpu")  # same base: fine
+    make_tiny_bert(base, seed=1)  # the base model directory now holds other weights
+    with pytest.raises(CheckpointError, match="different base model"):
+        load_checkpoint(path, device="cpu")
+
+
+def test_partial_fine_tune_stores_only_trained_layers(tiny_model, toy_data, tmp_path):
+    trained(tiny_model, toy_data, "bottom:1", tmp_path)
+    meta = json.loads((tmp_path / "ck" / "mtl.json").read_text())
+    assert meta["encoder_params"] and all(n.startswith("encoder.layer.1.") for n in meta["encoder_params"])
+
+
+@pytest.fixture
+def saved(tiny_model, toy_data, tmp_path):
+    return tmp_path / trained(tiny_model, toy_data, "bottom:1", tmp_path)
+
+
+def _meta(path):
+    return json.loads((path / "mtl.json").read_text())
+
+
+def _write_meta(path, meta):
+    (path / "mtl.json").write_text(json.dumps(meta))
+
+
+def test_missing_and_corrupted_files(saved):
+    meta = _meta(saved)
+    heads = saved / meta["files"]["heads"]
+    data = heads.read_bytes()
+    heads.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted or truncated"):
+        load_checkpoint(saved, "cpu")
+    heads.unlink()
+    with pytest.raises(CheckpointError, match="missing weight file"):
+        load_checkpoint(saved, "cpu")
+    (saved / "mtl.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(saved, "cpu")
+    (saved / "mtl.json").unlink()
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_checkpoint(saved, "cpu")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(saved / "nope", "cpu")
+
+
+def test_pickle_payload_is_refused(saved):
+    import pickle
+
+    meta = _meta(saved)
+    evil = pickle.dumps({"x": 1})
+    name = meta["files"]["heads"]
+    (saved / name).write_bytes(evil)
+    import hashlib
+
+    meta["sha256"][name] = hashlib.sha256(evil).hexdigest()  # even with a matching checksum
+    _write_meta(saved, meta)
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_checkpoint(saved, "cpu")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m.pop("tasks"), "field 'tasks' is missing"),
+        (lambda m: m.update(tasks=["topic"]), "field 'tasks' is missing or not a dict"),
+        (lambda m: m["model"].update(pooling="sum"), "pooling must be one of"),
+        (lambda m: m["model"].update(colour="red"), "unknown ModelConfig field"),
+        (lambda m: m["tasks"]["topic"].append("extra"), "label list does not match the head"),
+        (lambda m: m["tasks"].pop("sentiment"), "unknown head"),
+        (lambda m: m.update(format="other"), "not an mtl checkpoint"),
+        (lambda m: m["files"].update(heads="../../etc/passwd"), "bad file name"),
+        (lambda m: m.update(encoder_params=[]), "encoder weights do not match"),
+    ],
+)
+def test_bad_metadata(saved, edit, message):
+    meta = _meta(saved)
+    edit(meta)
+    _write_meta(saved, meta)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(saved, "cpu")
+
+
+def test_overwrite_keeps_one_consistent_version(tiny_model, toy_data, tmp_path):
+    path = tmp_path / "ck"
+    save_checkpoint(tiny_model, path)
+    first = load_checkpoint(path, "cpu")
+    with torch.no_grad():
+        tiny_model.heads["topic"].net[-1].bias.add_(1.0)
+    save_checkpoint(tiny_model, path)
+    assert len(list(path.glob("heads.*.safetensors"))) == 1  # the old weights are cleaned up
+    assert_same_predictions(tiny_model, load_checkpoint(path, "cpu"))
+    with pytest.raises(AssertionError):
+        assert_same_predictions(first, load_checkpoint(path, "cpu"))
+
+
+def test_export_loads_with_plain_sentence_transformers(saved, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = load_checkpoint(saved, "cpu")
+    out = export_standalone(model, tmp_path / "export")
+    st = SentenceTransformer(str(out), device="cpu")
+    ours = model.encoder.encode(TEXTS, convert_to_tensor=True)
+    assert torch.allclose(st.encode(TEXTS, convert_to_tensor=True), ours, atol=1e-6)
+    again = load_checkpoint(out, "cpu")
+    assert_same_predictions(model, again)
+    shutil.rmtree(saved)  # the export does not depend on the original checkpoint
+    assert_same_predictions(model, load_checkpoint(out, "cpu"))

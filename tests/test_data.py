@@ -1,0 +1,106 @@
+import json
+
+import pytest
+from conftest import write_csv
+
+from mtl.data import load_labelled, load_texts
+from mtl.errors import DataError
+
+
+def test_csv_and_jsonl_load_the_same(tmp_path, toy_csv):
+    a = load_labelled(toy_csv)
+    jl = tmp_path / "toy.jsonl"
+    jl.write_text(
+        "\n".join(
+            json.dumps({"text": t, "topic": x, "sentiment": s})
+            for t, x, s in zip(a.texts, a.labels["topic"], a.labels["sentiment"])
+        )
+    )
+    b = load_labelled(jl)
+    assert a.texts == b.texts and a.labels == b.labels and a.tasks == b.tasks
+    assert set(a.tasks) == {"topic", "sentiment"}
+    assert a.tasks["sentiment"] == ["negative", "neutral", "positive"]
+
+
+def test_tasks_come_from_columns_and_files_may_label_some_tasks(tmp_path):
+    topics = write_csv(tmp_path / "t.csv", [("a", "x"), ("b", "y")], header=("text", "topic"))
+    moods = write_csv(tmp_path / "m.csv", [("c", "up"), ("d", "down"), ("e", "flat")], header=("text", "mood"))
+    d = load_labelled([topics, moods])
+    assert d.tasks == {"topic": ["x", "y"], "mood": ["down", "flat", "up"]}
+    assert d.labels["topic"] == ["x", "y", None, None, None]
+    assert d.label_ids("mood") == [-1, -1, 2, 0, 1]
+
+
+def test_three_tasks_are_fine(tmp_path):
+    p = write_csv(
+        tmp_path / "three.csv", [("a", "x", "p", "1"), ("b", "y", "q", "2")], header=("text", "t1", "t2", "t3")
+    )
+    assert list(load_labelled(p).tasks) == ["t1", "t2", "t3"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("sentence,topic\nhello,x\nbye,y\n", "no 'text' column"),
+        ("text,topic\nhello,x\n   ,y\n", "line 3: empty text"),
+        ("text\nhello\n", "no label columns"),
+        ("text,topic\nhello,x,extra\n", "line 2: 3 fields but the header has 2"),
+        ("", "the file is empty"),
+        ("text,topic\n", "no data rows"),
+        ("text,topic\na,x\nb,\n", "line 3: no label for any task"),
+        ("text,topic\na,x\nb,x\n", "only 1 distinct label"),
+    ],
+)
+def test_bad_csv_gets_a_specific_error(tmp_path, content, message):
+    p = tmp_path / "bad.csv"
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=message) as e:
+        load_labelled(p)
+    assert str(p) in str(e.value)
+
+
+def test_non_utf8_names_the_line(tmp_path):
+    p = tmp_path / "latin1.csv"
+    p.write_bytes("text,topic\nok,x\ncaf\xe9 au lait,y\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"line 3: not valid UTF-8"):
+        load_labelled(p)
+
+
+def test_label_outside_the_label_set(tmp_path):
+    p = write_csv(tmp_path / "v.csv", [("a", "x"), ("b", "zzz")], header=("text", "topic"))
+    with pytest.raises(DataError, match=r"line 3: label 'zzz' is not in the label set of task 'topic'"):
+        load_labelled(p, label_sets={"topic": ["x", "y"]})
+
+
+def test_bad_jsonl_and_unknown_extension(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "a", "topic": "x"}\n[1, 2]\n')
+    with pytest.raises(DataError, match="line 2: expected a JSON object"):
+        load_labelled(p)
+    p.write_text('{"text": "a", "topic": "x"}\n{"text": oops}\n')
+    with pytest.raises(DataError, match="line 2: not valid JSON"):
+        load_labelled(p)
+    q = tmp_path / "data.xlsx"
+    q.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_labelled(q)
+    with pytest.raises(DataError, match="no such file"):
+        load_labelled(tmp_path / "missing.csv")
+
+
+def test_nothing_is_half_loaded(tmp_path, toy_csv):
+    bad = write_csv(tmp_path / "bad.csv", [("a", "x", "p"), ("", "y", "q")])
+    with pytest.raises(DataError):
+        load_labelled([toy_csv, bad])  # one bad file fails the whole load: no partial Dataset comes back
+
+
+def test_load_texts(tmp_path, toy_csv):
+    txt = tmp_path / "in.txt"
+    txt.write_text("first line\n\n  second line  \n")
+    assert load_texts(txt) == ["first line", "second line"]
+    assert len(load_texts(toy_csv)) == 36
+    with pytest.raises(DataError, match="no 'body' column"):
+        load_texts(toy_csv, text_column="body")
+    txt.write_text("\n \n")
+    with pytest.raises(DataError, match="no text"):
+        load_texts(txt)

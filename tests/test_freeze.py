@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from mtl.config import TrainConfig
+from mtl.errors import ConfigError
+from mtl.freeze import component_params, parameter_counts, parse_freeze
+from mtl.train import train
+
+
+def run(model, data, **kw):
+    return list(train(model, data, data, TrainConfig(epochs=1, batch_size=8, lr_encoder=1e-3, **kw)))
+
+
+def state(model):
+    return {c: [p.detach().clone() for _, p in ps] for c, ps in component_params(model).items()}
+
+
+def changed(before, after, component):
+    return any(not torch.equal(a, b) for a, b in zip(before[component], after[component]))
+
+
+def test_component_names(tiny_model):
+    assert list(component_params(tiny_model)) == [
+        "embeddings",
+        "layer.0",
+        "layer.1",
+        "encoder.other",
+        "head.topic",
+        "head.sentiment",
+    ]
+
+
+def test_presets(tiny_model):
+    assert parse_freeze("none", tiny_model) == set()
+    assert parse_freeze("all", tiny_model) == set(component_params(tiny_model))
+    assert parse_freeze("backbone", tiny_model) == {"embeddings", "layer.0", "layer.1", "encoder.other"}
+    assert parse_freeze("bottom:1", tiny_model) == {"embeddings", "layer.0"}
+    assert parse_freeze("bottom:0", tiny_model) == {"embeddings"}
+    assert parse_freeze("head.topic", tiny_model) == {"head.topic"}
+    assert parse_freeze("embeddings, layer.1", tiny_model) == {"embeddings", "layer.1"}
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("bottom:3", r"0 <= K <= 2"),
+        ("bottom:x", "bottom:K"),
+        ("head.colour", "unknown freeze component"),
+        ("layer.7", "components are embeddings, layer.0"),
+    ],
+)
+def test_bad_freeze_specs(tiny_model, spec, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_freeze(spec, tiny_model)
+
+
+@pytest.mark.parametrize("spec", ["backbone", "bottom:1", "head.topic", "head.sentiment", "layer.1,head.topic"])
+def test_frozen_weights_are_bit_identical_and_the_rest_train(tiny_model, toy_data, spec):
+    frozen = parse_freeze(spec, tiny_model)
+    before = state(tiny_model)
+    events = run(tiny_model, toy_data, freeze=spec)
+    assert events[-1]["type"] == "done" and events[-1]["steps"] > 0
+    after = state(tiny_model)
+    for component in before:
+        if component == "encoder.other":  # the BERT pooler: unused by mean pooling, never changes
+            continue
+        assert changed(before, after, component) == (component not in frozen), component
+
+
+def test_all_frozen_refuses_to_train(tiny_model, toy_data):
+    before = state(tiny_model)
+    events = run(tiny_model, toy_data, freeze="all")
+    assert [e["type"] for e in events] == ["start", "eval", "done"]
+    assert events[-1]["eval_only"] and "nothing to train" in events[-1]["message"]
+    assert all(not changed(before, state(tiny_model), c) for c in before)
+
+
+def test_parameter_counts(tiny_model):
+    from mtl.freeze import apply_freeze
+
+    apply_freeze(tiny_model, parse_freeze("backbone", tiny_model))
+    counts = parameter_counts(tiny_model)
+    heads = counts["head.topic"]["total"] + counts["head.sentiment"]["total"]
+    assert counts["head.topic"]["total"] == 32 * 3 + 3
+    assert counts["total"]["trainable"] == heads
+    assert counts["total"]["total"] == sum(p.numel() for p in tiny_model.parameters())

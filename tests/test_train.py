@@ -1,0 +1,128 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from mtl.config import ModelConfig, TrainConfig
+from mtl.errors import ConfigError
+from mtl.model import new_model
+from mtl.sampling import epoch_plan
+from mtl.train import train
+
+
+def losses(model, data, **kw):
+    return [
+        e["loss"] for e in train(model, data, data, TrainConfig(epochs=2, batch_size=8, **kw)) if e["type"] == "step"
+    ]
+
+
+def test_events_and_learning(tiny_model, toy_data):
+    events = list(
+        train(
+            tiny_model,
+            toy_data,
+            toy_data,
+            TrainConfig(epochs=8, batch_size=6, lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0),
+        )
+    )
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and kinds.count("eval") == 8
+    steps = [e for e in events if e["type"] == "step"]
+    assert [e["step"] for e in steps] == list(range(1, len(steps) + 1))
+    assert set(steps[0]) >= {"loss", "losses", "lr_encoder", "lr_heads", "examples_per_sec", "tasks", "epoch"}
+    first = np.mean([e["loss"] for e in steps[:6]])
+    last = np.mean([e["loss"] for e in steps[-6:]])
+    assert last < first * 0.5
+    assert events[-1]["best_metrics"]["topic"]["accuracy"] > 0.9
+
+
+def test_same_seed_same_loss_curve(tiny_bert, toy_data):
+    def curve(seed):
+        m = new_model(toy_data.tasks, ModelConfig(base_model=tiny_bert), device="cpu", seed=seed)
+        return losses(m, toy_data, seed=seed)
+
+    a, b, c = curve(1), curve(1), curve(2)
+    assert a == b
+    assert a != c
+
+
+def test_stop_mid_run_leaves_a_usable_model(tiny_model, toy_data, tmp_path):
+    stop = threading.Event()
+    seen = []
+    for e in train(
+        tiny_model, toy_data, toy_data, TrainConfig(epochs=50, batch_size=4), stop=stop, output_dir=tmp_path / "ck"
+    ):
+        seen.append(e)
+        if e["type"] == "step" and e["step"] == 3:
+            stop.set()
+    done = seen[-1]
+    assert done["type"] == "done" and done["stopped"] and done["steps"] == 3
+    assert done["checkpoint"] and (tmp_path / "ck" / "mtl.json").exists()
+    pred = tiny_model.predict(["the team won"])[0]
+    assert set(pred) == {"topic", "sentiment"} and abs(sum(pred["topic"]["probs"].values()) - 1) < 1e-5
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_weights(tiny_model, toy_data):
+    good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
+    events = []
+    for e in train(tiny_model, toy_data, None, TrainConfig(epochs=3, batch_size=4)):
+        events.append(e)
+        if e["type"] == "start":
+            good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
+        if e["type"] == "step" and e["step"] == 2:
+            with torch.no_grad():
+                tiny_model.heads["topic"].net[-1].weight.fill_(float("nan"))
+    assert events[-2]["type"] == "error" and "the loss became nan" in events[-2]["message"]
+    assert events[-1]["failed"]
+    for n, p in tiny_model.heads.named_parameters():
+        assert torch.isfinite(p).all()
+        assert torch.equal(p, good[n])  # restored to the snapshot from before step 1
+
+
+@pytest.mark.parametrize("strategy", ["joint", "alternate", "proportional", "temperature"])
+def test_epoch_plans_cover_the_data(strategy):
+    y = {"a": np.array([0, 1, -1, 0, 1, 0, 1, -1, 0, 1]), "b": np.array([-1, -1, 0, 1, 0, 1, 0, 1, 0, 1])}
+    plan = epoch_plan(y, 3, strategy, np.random.default_rng(0))
+    if strategy == "joint":
+        assert sorted(np.concatenate([b for _, b in plan]).tolist()) == list(range(10))
+        assert all(t == ("a", "b") for t, _ in plan)
+    else:
+        assert all(len(t) == 1 for t, _ in plan)
+        for task in y:
+            batches = [b for t, b in plan if t == (task,)]
+            assert all((y[task][b] >= 0).all() for b in batches)
+    if strategy in ("alternate", "proportional"):
+        for task in y:
+            got = sorted(np.concatenate([b for t, b in plan if t == (task,)]).tolist())
+            assert got == np.flatnonzero(y[task] >= 0).tolist()
+    if strategy == "alternate":
+        assert [t for t, _ in plan[:4]] == [("a",), ("b",), ("a",), ("b",)]
+
+
+def test_temperature_flattens_task_mix():
+    y = {"big": np.zeros(900, dtype=int), "small": np.zeros(100, dtype=int)}
+    share = {}
+    for temp in (1.0, 100.0):
+        plan = epoch_plan(y, 10, "temperature", np.random.default_rng(0), temperature=temp)
+        share[temp] = sum(t == ("small",) for t, _ in plan) / len(plan)
+    assert share[1.0] < 0.2 and share[100.0] > 0.4
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("epochs", -1),
+        ("batch_size", 0),
+        ("lr_encoder", 0.0),
+        ("lr_heads", -1e-3),
+        ("lr_heads", float("nan")),
+        ("epochs", 2.5),
+        ("task_sampling", "random"),
+        ("device", "tpu"),
+    ],
+)
+def test_bad_training_options(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
