@@ -18,7 +18,7 @@ def _cmd_train(args):
     from .checkpoint import load_checkpoint
     from .config import ModelConfig, TrainConfig
     from .data import load_labelled
-    from .freeze import parameter_counts
+    from .freeze import parameter_counts, parse_freeze
     from .model import new_model
     from .train import train
 
@@ -51,6 +51,7 @@ def _cmd_train(args):
             normalize=args.normalize,
         )
         model = new_model(data.tasks, model_config, device=args.device, seed=args.seed)
+    parse_freeze(config.freeze, model)  # fail on a bad --freeze before printing anything
     print(
         f"data: {len(data)} sentences, tasks: "
         + ", ".join(f"{t} ({len(v)} labels)" for t, v in data.tasks.items())
@@ -183,7 +184,7 @@ def _cmd_encode(args):
         from .device import resolve_device
 
         encoder = build_encoder(
-            args.model, args.pooling, args.normalize, args.max_seq_length, resolve_device(args.device)
+            args.model, args.pooling or "mean", args.normalize, args.max_seq_length, resolve_device(args.device)
         )
     vectors = encode(encoder, texts, args.batch_size, pooling=args.pooling)
     from .checkpoint import _write_atomic

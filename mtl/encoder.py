@@ -46,6 +46,9 @@ def build_encoder(
     if pooling not in POOLING_MODES:
         raise ConfigError(f"pooling must be one of {', '.join(POOLING_MODES)}; got {pooling!r}")
     path = resolve_base_model(base_model)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar is noise in a CLI or app
     try:
         transformer = Transformer(path, max_seq_length=max_seq_length)
     except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load this model"

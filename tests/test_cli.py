@@ -1,0 +1,135 @@
+"""The command line end to end, in-process (fast) on a tiny model, plus the error contract:
+one clear line and a non-zero exit, never a traceback."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mtl.cli import main
+
+from conftest import REPO
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def trained_dir(tmp_path, tiny_bert, toy_csv, capsys):
+    out = tmp_path / "ck"
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        toy_csv,
+        "--val",
+        toy_csv,
+        "--output",
+        out,
+        "--model",
+        tiny_bert,
+        "--epochs",
+        2,
+        "--batch-size",
+        8,
+        "--quiet",
+        "--device",
+        "cpu",
+    )
+    assert code == 0, err
+    assert "checkpoint:" in err and (out / "mtl.json").exists()
+    return out
+
+
+def test_train_eval_predict_encode_export(trained_dir, tmp_path, toy_csv, capsys, tiny_bert):
+    code, out, _ = run(capsys, "eval", "--checkpoint", trained_dir, "--data", toy_csv, "--json")
+    assert code == 0
+    metrics = json.loads(out)["metrics"]
+    assert set(metrics) == {"topic", "sentiment"} and 0 <= metrics["topic"]["accuracy"] <= 1
+    assert len(metrics["topic"]["confusion"]) == 3
+
+    code, out, _ = run(capsys, "eval", "--checkpoint", trained_dir, "--data", toy_csv)
+    assert code == 0 and "topic: accuracy" in out and "predicted ->" in out
+
+    code, out, _ = run(capsys, "predict", "--checkpoint", trained_dir, "--text", "the team won")
+    assert code == 0 and "topic=" in out and "sentiment=" in out
+
+    pred_csv = tmp_path / "pred.csv"
+    code, _, _ = run(capsys, "predict", "--checkpoint", trained_dir, "--input", toy_csv, "--output", pred_csv)
+    assert code == 0
+    rows = list(csv.DictReader(open(pred_csv, encoding="utf-8")))
+    assert len(rows) == 36
+    assert {"text", "topic", "topic_score", "sentiment", "topic:sports", "sentiment:neutral"} <= set(rows[0])
+    probs = [float(rows[0][f"topic:{lab}"]) for lab in ("business", "film", "sports")]
+    assert abs(sum(probs) - 1) < 1e-4 and rows[0]["topic"] in ("business", "film", "sports")
+
+    txt = tmp_path / "in.txt"
+    txt.write_text("one sentence\nanother one\n")
+    code, _, err = run(capsys, "encode", "--input", txt, "--output", tmp_path / "emb.npy", "--model", tiny_bert)
+    assert code == 0, err
+    emb = np.load(tmp_path / "emb.npy", allow_pickle=False)
+    assert emb.shape == (2, 32)
+
+    code, _, err = run(capsys, "export", "--checkpoint", trained_dir, "--output", tmp_path / "full")
+    assert code == 0 and (tmp_path / "full" / "modules.json").exists()
+
+
+def test_training_twice_with_one_seed_is_repeatable(tmp_path, tiny_bert, toy_csv, capsys):
+    results = []
+    for name in ("a", "b"):
+        run(
+            capsys,
+            "train",
+            "--data",
+            toy_csv,
+            "--val",
+            toy_csv,
+            "--output",
+            tmp_path / name,
+            "--model",
+            tiny_bert,
+            "--epochs",
+            1,
+            "--batch-size",
+            8,
+            "--quiet",
+            "--device",
+            "cpu",
+        )
+        results.append(json.loads((tmp_path / name / "mtl.json").read_text())["metrics"])
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "missing.csv", "--output", "x"], "missing.csv: no such file"),
+        (["train", "--data", "{toy}", "--output", "{tmp}/o", "--epochs", "0"], "epochs must be >= 1"),
+        (["train", "--data", "{toy}", "--output", "{tmp}/o", "--lr-heads", "nan"], "lr_heads must be finite"),
+        (["train", "--data", "{toy}", "--output", "{tmp}/o", "--freeze", "bottom:9", "--model", "{tiny}"], "bottom:K"),
+        (["train", "--data", "{toy}", "--output", "{tmp}/o", "--model", "{tmp}/nope"], "cannot load base model"),
+        (["eval", "--checkpoint", "{tmp}/none", "--data", "{toy}"], "no such checkpoint directory"),
+        (["predict", "--checkpoint", "{tmp}", "--text", "hi"], "not a checkpoint"),
+        (["predict", "--text", "hi", "--input", "{toy}"], "exactly one of --text or --input"),
+        (["predict", "--text", "   "], "--text is empty"),
+        (["encode", "--input", "{tmp}/none.txt", "--output", "{tmp}/e.npy"], "no such file"),
+    ],
+)
+def test_errors_are_one_line(argv, message, tmp_path, toy_csv, tiny_bert, capsys):
+    argv = [a.format(toy=toy_csv, tmp=tmp_path, tiny=tiny_bert) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_command_has_help():
+    for cmd in ("train", "eval", "predict", "encode", "export"):
+        r = subprocess.run([sys.executable, "-m", "mtl", cmd, "--help"], cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 0 and "usage: python -m mtl " + cmd in r.stdout
