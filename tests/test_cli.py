@@ -8,10 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from mtl.cli import main
-
-from conftest import REPO
 
 
 def run(capsys, *argv):

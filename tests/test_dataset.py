@@ -5,11 +5,10 @@ import csv
 from collections import Counter
 
 import pytest
+from conftest import DATA
 
 from mtl import datacheck as dc
 from mtl.data import load_labelled
-
-from conftest import DATA
 
 TOPICS = {"World", "Politics", "Business", "Sports", "Science & Technology", "Entertainment", "Health", "Travel"}
 SENTIMENTS = {"positive", "negative", "neutral"}
