@@ -86,10 +86,16 @@ def _versions() -> dict:
     }
 
 
+SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
 def save_checkpoint(
-    model, directory, train_config=None, frozen=(), metrics=None, base_model=None, base_hash=None
+    model, directory, train_config=None, frozen=(), metrics=None, base_model=None, base_hash=None, dtype="float32"
 ) -> Path:
-    """Save heads + trained encoder weights + mtl.json; returns the directory."""
+    """Save heads + trained encoder weights + mtl.json; returns the directory.
+
+    With dtype float16/bfloat16 the trained encoder weights are stored at half size, and rounded in
+    the model too, so the model in memory and the one loaded back predict identically."""
     from .encoder import hf_model
 
     directory = Path(directory)
@@ -98,8 +104,14 @@ def save_checkpoint(
     params = dict(hf.named_parameters())
     encoder_names = sorted(model.trained_params)
     files = {"heads": _save_tensors(directory, "heads", model.heads.state_dict())}
+    if dtype not in SAVE_DTYPES:
+        raise ConfigError(f"save dtype must be one of {', '.join(SAVE_DTYPES)}; got {dtype!r}")
     if encoder_names:
-        files["encoder"] = _save_tensors(directory, "encoder", {n: params[n] for n in encoder_names})
+        with torch.no_grad():
+            for n in encoder_names:
+                params[n].copy_(params[n].to(SAVE_DTYPES[dtype]))
+        stored = {n: params[n].to(SAVE_DTYPES[dtype]) for n in encoder_names}
+        files["encoder"] = _save_tensors(directory, "encoder", stored)
     config = model.config.to_dict()
     if base_model is not None:
         config["base_model"] = base_model
@@ -112,6 +124,7 @@ def save_checkpoint(
         "files": files,
         "sha256": {name: file_sha256(directory / name) for name in files.values()},
         "encoder_params": encoder_names,
+        "encoder_dtype": dtype,
         "base_model_sha256": base_hash or getattr(model, "base_hash", None),
         "freeze": sorted(frozen),
         "train": train_config.to_dict() if train_config is not None else None,

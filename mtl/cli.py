@@ -12,6 +12,7 @@ DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "checkpoints" 
 
 def _cmd_train(args):
     import threading
+    from dataclasses import fields
 
     from tqdm import tqdm
 
@@ -22,21 +23,8 @@ def _cmd_train(args):
     from .model import new_model
     from .train import train
 
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr_encoder=args.lr_encoder,
-        lr_heads=args.lr_heads,
-        weight_decay=args.weight_decay,
-        warmup_ratio=args.warmup_ratio,
-        grad_clip=args.grad_clip,
-        seed=args.seed,
-        device=args.device,
-        freeze=args.freeze,
-        task_sampling=args.task_sampling,
-        temperature=args.temperature,
-        patience=args.patience,
-    )
+    # every TrainConfig field has a --flag of the same name; TrainConfig validates the values
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     data = load_labelled(args.data, text_column=args.text_column)
     val = load_labelled(args.val, text_column=args.text_column, label_sets=data.tasks) if args.val else None
     if args.init:
@@ -96,7 +84,7 @@ def _cmd_train(args):
     elif result["checkpoint"] is None and args.output:
         from .checkpoint import save_checkpoint
 
-        result["checkpoint"] = str(save_checkpoint(model, args.output, train_config=config))
+        result["checkpoint"] = str(save_checkpoint(model, args.output, config, dtype=config.save_dtype))
     print(
         f"done in {result['seconds']:.1f}s, {result['steps']} steps"
         + (f"; checkpoint: {result['checkpoint']}" if result["checkpoint"] else ""),
@@ -233,6 +221,12 @@ def build_parser():
     t.add_argument("--temperature", type=float, default=tc.temperature, help="T for --task-sampling temperature")
     t.add_argument("--patience", type=int, default=tc.patience, help="stop after N evaluations without improvement")
     t.add_argument("--seed", type=int, default=tc.seed)
+    t.add_argument(
+        "--save-dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default=tc.save_dtype,
+        help="precision of stored encoder weights (float16 halves the checkpoint)",
+    )
     t.add_argument("--model", default=mc.base_model, help="base model: 'default', a Hugging Face id or a local path")
     t.add_argument("--init", metavar="DIR", help="continue from this checkpoint instead of a new model")
     t.add_argument("--pooling", choices=POOLING_MODES, default=mc.pooling)

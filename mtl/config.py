@@ -84,6 +84,7 @@ class TrainConfig(_JSONMixin):
     temperature: float = 2.0  # T in p ~ n^(1/T) for task_sampling="temperature"
     eval_every: int = 0  # also evaluate every N steps (0 = once per epoch)
     patience: int = 0  # stop after N evaluations without improvement (0 = never)
+    save_dtype: str = "float32"  # trained encoder weights in checkpoints: float32 | float16 | bfloat16
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -99,5 +100,6 @@ class TrainConfig(_JSONMixin):
         _check_number("temperature", self.temperature, 0.0, 100.0, low_open=True)
         _check_number("eval_every", self.eval_every, 0, integer=True)
         _check_number("patience", self.patience, 0, integer=True)
+        _check_choice("save_dtype", self.save_dtype, ("float32", "float16", "bfloat16"))
         if not isinstance(self.freeze, str):
             raise ConfigError(f"freeze must be a string; got {self.freeze!r}")

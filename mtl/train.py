@@ -155,14 +155,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         nonlocal best_score, best_metrics, best_state, checkpoint, evals_since_best
         ev["best"] = ev["score"] > best_score
         if ev["best"]:
+            if output_dir is not None:  # save first: a half-precision save rounds the weights it stores
+                metrics = {"validation": ev["metrics"]}
+                checkpoint = str(save_checkpoint(model, output_dir, config, frozen, metrics, dtype=config.save_dtype))
             best_score, best_metrics, best_state = ev["score"], ev["metrics"], _snapshot(model)
             evals_since_best = 0
-            if output_dir is not None:
-                checkpoint = str(
-                    save_checkpoint(
-                        model, output_dir, train_config=config, frozen=frozen, metrics={"validation": ev["metrics"]}
-                    )
-                )
         else:
             evals_since_best += 1
         return ev
@@ -231,7 +228,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     if best_state is not None:
         _restore(model, best_state)
     elif output_dir is not None and step > 0:  # no validation data: keep the final weights
-        checkpoint = str(save_checkpoint(model, output_dir, train_config=config, frozen=frozen))
+        checkpoint = str(save_checkpoint(model, output_dir, config, frozen, dtype=config.save_dtype))
     model.eval()
     yield {
         "type": "done",

@@ -152,3 +152,14 @@ def test_export_loads_with_plain_sentence_transformers(saved, tmp_path):
     assert_same_predictions(model, again)
     shutil.rmtree(saved)  # the export does not depend on the original checkpoint
     assert_same_predictions(model, load_checkpoint(out, "cpu"))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_save_is_half_size_and_round_trips_exactly(tiny_model, toy_data, tmp_path, dtype):
+    list(train(tiny_model, toy_data, None, TrainConfig(epochs=1, batch_size=8)))
+    full = save_checkpoint(tiny_model, tmp_path / "full")
+    half = save_checkpoint(tiny_model, tmp_path / "half", dtype=dtype)
+    size = lambda d: next(d.glob("encoder.*")).stat().st_size  # noqa: E731
+    assert size(half) < 0.55 * size(full)
+    assert json.loads((half / "mtl.json").read_text())["encoder_dtype"] == dtype
+    assert_same_predictions(tiny_model, load_checkpoint(half, "cpu"))

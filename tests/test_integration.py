@@ -1,0 +1,56 @@
+"""Integration tests on the real packaged all-MiniLM-L6-v2 and the shipped data and model."""
+
+import re
+
+import pytest
+
+from mtl.checkpoint import load_checkpoint
+from mtl.config import ModelConfig, TrainConfig
+from mtl.evaluate import evaluate
+from mtl.model import MultiTaskModel
+from mtl.train import train
+
+from conftest import REPO
+
+DEFAULT = REPO / "checkpoints" / "default"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_checkpoint(DEFAULT, device="cpu")
+
+
+def test_short_training_on_shipped_data_beats_chance_widely(real_encoder, shipped_splits):
+    train_data, val_data, _ = shipped_splits
+    model = MultiTaskModel(ModelConfig(), train_data.tasks, encoder=real_encoder)
+    config = TrainConfig(epochs=2, batch_size=64, lr_heads=5e-3, freeze="backbone", seed=0)
+    events = list(train(model, train_data, val_data, config))
+    best = events[-1]["best_metrics"]
+    assert best["topic"]["accuracy"] > 0.70  # chance: 1/8
+    assert best["sentiment"]["accuracy"] > 0.55  # chance: 1/3
+
+
+def test_shipped_model_is_small_and_predicts_sensibly(shipped):
+    size = sum(f.stat().st_size for f in DEFAULT.iterdir())
+    assert size <= 15 * 1024 * 1024
+    preds = shipped.predict([
+        "The striker scored twice as the home side won the cup final.",
+        "Parliament passed the new budget bill after a heated late-night vote.",
+        "This hotel was filthy and the staff were rude; never again.",
+    ])
+    assert preds[0]["topic"]["label"] == "Sports"
+    assert preds[1]["topic"]["label"] == "Politics"
+    assert preds[2]["topic"]["label"] == "Travel" and preds[2]["sentiment"]["label"] == "negative"
+    for p in preds:
+        assert abs(sum(p["sentiment"]["probs"].values()) - 1) < 1e-5
+
+
+def test_readme_reports_the_shipped_models_real_test_metrics(shipped, shipped_splits):
+    """The README's numbers come from `python -m mtl eval`; this keeps them honest."""
+    metrics = evaluate(shipped, shipped_splits[2])
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for task, m in metrics.items():
+        row = re.search(rf"^\| {task} \| ([0-9.]+) \| ([0-9.]+) \|", readme, re.M)
+        assert row, f"no README row for {task}"
+        assert float(row.group(1)) == pytest.approx(m["accuracy"], abs=5e-5)
+        assert float(row.group(2)) == pytest.approx(m["macro_f1"], abs=5e-5)
