@@ -50,8 +50,8 @@ def test_every_cell_has_at_least_60_and_splits_are_stratified(splits, everything
 
 def test_lengths_vary_from_short_to_long(everything):
     lengths = [len(t.split()) for t in everything[0]]
-    assert min(lengths) >= 3 and max(lengths) <= 45
-    assert sum(n <= 8 for n in lengths) > 0.15 * len(lengths)
+    assert min(lengths) == 4 and max(lengths) >= 35 and max(lengths) <= 40
+    assert sum(n <= 8 for n in lengths) > 0.05 * len(lengths)
     assert sum(n >= 25 for n in lengths) > 0.05 * len(lengths)
 
 
