@@ -14,6 +14,7 @@ Run: python -m mtl.datacheck data/train.csv data/val.csv data/test.csv
 import re
 import sys
 import unicodedata
+from pathlib import Path
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -152,6 +153,21 @@ def cell_counts(labels: dict[str, list]) -> Counter:
     return Counter(zip(*labels.values()))
 
 
+def counts_table(splits: dict) -> str:
+    """Markdown: one row per label combination, one column per split, plus the total."""
+    counts = {name: cell_counts(d.labels) for name, d in splits.items()}
+    cells = sorted(set().union(*counts.values()))
+    tasks = list(next(iter(splits.values())).labels)
+    head = "| " + " | ".join(tasks) + " | " + " | ".join(Path(n).stem for n in splits) + " | total |"
+    lines = [head, "|" + "---|" * (len(tasks) + len(splits) + 1)]
+    for cell in cells:
+        row = [counts[n][cell] for n in splits]
+        lines.append("| " + " | ".join(map(str, cell)) + " | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
+    totals = [len(d) for d in splits.values()]
+    lines.append("| **all** |" + " |" * (len(tasks) - 1) + " " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     from .data import load_labelled
 
@@ -187,7 +203,8 @@ def main(argv=None) -> int:
         print(f"label shortcuts for {task}: {len(found)}")
         for f, label, k, n, p, b in found:
             print(f"  {f!r} -> {label}: {k}/{n} = {p:.0%} (base rate {b:.0%})")
-    print("problems found:", problems)
+    print("\ncounts per label combination and split:\n" + counts_table(splits))
+    print("\nproblems found:", problems)
     return 1 if problems else 0
 
 
