@@ -1,5 +1,8 @@
-"""Freezing by name. Components: `embeddings`, `layer.0` ... `layer.N-1`, `encoder.other` (e.g. an
-unused pooler or a final norm) and `head.<task>`. Presets cover the questions practitioners ask."""
+"""Freezing by name. Components: `embeddings`, `layer.0` ... `layer.N-1`, `encoder.other` (e.g. a
+final norm), `pooler` and `head.<task>`. Presets cover the questions practitioners ask.
+
+BERT's `pooler` (a dense layer over [CLS], trained for next-sentence prediction) is never used by
+sentence-transformers pooling, so it is always frozen and never counted as trainable."""
 
 import re
 from collections import OrderedDict
@@ -17,6 +20,8 @@ def encoder_component(param_name: str) -> str:
         return f"layer.{int(m.group(1))}"
     if "embed" in param_name:
         return "embeddings"
+    if param_name.startswith("pooler."):
+        return "pooler"
     return "encoder.other"
 
 
@@ -28,7 +33,8 @@ def component_params(model) -> "OrderedDict[str, list]":
     for name, p in hf_model(model.encoder).named_parameters():
         groups.setdefault(encoder_component(name), []).append((name, p))
     layers = sorted((c for c in groups if c.startswith("layer.")), key=lambda c: int(c.split(".")[1]))
-    order = [c for c in ("embeddings",) if c in groups] + layers + [c for c in ("encoder.other",) if c in groups]
+    order = ["embeddings", *layers, "encoder.other", "pooler"]
+    order = [c for c in order if c in groups]
     out = OrderedDict((c, groups[c]) for c in order)
     for task, head in model.heads.items():
         out[f"head.{task}"] = list(head.named_parameters())
@@ -47,9 +53,9 @@ def parse_freeze(spec: str, model) -> set[str]:
     if spec == "none":
         return set()
     if spec == "all":
-        return set(components)
+        return set(components) - {"pooler"}
     if spec in ("backbone", "encoder"):
-        return set(encoder_parts)
+        return set(encoder_parts) - {"pooler"}
     if spec.startswith("bottom:"):
         n = num_layers(model)
         try:
@@ -73,7 +79,7 @@ def apply_freeze(model, frozen: set[str]) -> None:
     """Set requires_grad on every parameter; the optimizer will only see trainable ones."""
     for component, params in component_params(model).items():
         for _, p in params:
-            p.requires_grad_(component not in frozen)
+            p.requires_grad_(component not in frozen and component != "pooler")
 
 
 def parameter_counts(model) -> "OrderedDict[str, dict]":
@@ -90,4 +96,6 @@ def parameter_counts(model) -> "OrderedDict[str, dict]":
 
 def count_trainable(model, frozen: set[str]) -> int:
     """Trainable parameters if `frozen` were applied, without touching the model."""
-    return sum(p.numel() for c, params in component_params(model).items() if c not in frozen for _, p in params)
+    return sum(
+        p.numel() for c, ps in component_params(model).items() if c not in frozen and c != "pooler" for _, p in ps
+    )

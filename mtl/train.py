@@ -43,7 +43,7 @@ def set_train_mode(model, frozen: set[str]) -> None:
     function, which is also what makes their output cacheable."""
     model.train()
     for name, module in hf_model(model.encoder).named_modules():
-        if encoder_component(name + ".") in frozen - {"encoder.other"}:
+        if encoder_component(name + ".") in frozen - {"encoder.other", "pooler"}:
             module.eval()
     for task, head in model.heads.items():
         if f"head.{task}" in frozen:
