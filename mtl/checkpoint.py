@@ -47,6 +47,7 @@ def _write_atomic(path: Path, write) -> None:
     """write(tmp_path), fsync, then rename over `path`."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -60,6 +61,7 @@ def _write_atomic(path: Path, write) -> None:
 def _save_tensors(directory: Path, stem: str, tensors: dict) -> str:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
         with open(tmp, "rb+") as f:
