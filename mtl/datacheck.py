@@ -14,8 +14,8 @@ Run: python -m mtl.datacheck data/train.csv data/val.csv data/test.csv
 import re
 import sys
 import unicodedata
-from pathlib import Path
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 

@@ -6,10 +6,12 @@ import torch
 from .metrics import accuracy, confusion, macro_f1
 
 
-def evaluate(model, data, batch_size: int = 64) -> dict:
-    """{task: {accuracy, macro_f1, loss, n, confusion, labels}} for the tasks data labels."""
+def evaluate(model, data, batch_size: int = 64, probs: dict | None = None) -> dict:
+    """{task: {accuracy, macro_f1, loss, n, confusion, labels}} for the tasks data labels.
+    `probs` ({task: (N, labels)}) skips the forward pass, e.g. when embeddings are cached."""
     tasks = [t for t in data.labels if t in model.tasks]
-    probs = model.predict_proba(data.texts, batch_size)
+    if probs is None:
+        probs = model.predict_proba(data.texts, batch_size)
     out = {}
     for t in tasks:
         y = np.asarray(data.label_ids(t))

@@ -2,6 +2,7 @@
 
 Events are dicts with a "type":
   start  {frozen, params, steps, epochs}
+  cache  {used, mode, layers, bytes, seconds}   (frozen-part outputs computed once, see mtl/cache.py)
   step   {step, epoch, tasks, loss, losses, lr_encoder, lr_heads, examples_per_sec, progress}
   eval   {step, epoch, metrics (per task: accuracy, macro_f1, loss, n), score, best}
   error  {message}                      (e.g. a non-finite loss: the last good weights are kept)
@@ -15,9 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cache import build_caches, cached_logits, head_probs
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
-from .encoder import hf_model, tokenize
+from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
 from .freeze import apply_freeze, component_params, encoder_component, parameter_counts, parse_freeze
@@ -113,8 +115,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         "examples": len(train_data),
     }
 
+    cache, val_cache = None, None
+
     def run_eval(step, epoch):
-        metrics = evaluate(model, val_data)
+        probs = head_probs(model, val_cache) if val_cache is not None else None
+        metrics = evaluate(model, val_data, probs=probs)
         return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
 
     optimizer = make_optimizer(model, config)
@@ -136,6 +141,12 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         yield done
         return
 
+    if config.cache:
+        val_texts = val_data.texts if val_data is not None else None
+        cache, val_cache, event = build_caches(model, frozen, train_data.texts, val_texts)
+        if event:
+            yield event
+    device_type = model.device.type
     lr_factor = warmup_linear(total_steps, config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -172,8 +183,8 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
                 break
             ts = time.perf_counter()
             set_train_mode(model, frozen)
-            features = tokenize(model.encoder, [train_data.texts[i] for i in idx], model.device)
-            logits = model(features, tasks=tasks)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                logits = cached_logits(model, train_data.texts, idx, tasks, cache)
             losses = {}
             for t in tasks:
                 target = torch.as_tensor(y[t][idx], device=model.device)
