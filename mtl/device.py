@@ -19,3 +19,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device must be one of auto, cpu, cuda, mps; got {name!r}")
     return torch.device(name)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bfloat16 matrix multiply: CUDA with bf16 support, or a CPU with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.backends.cpu
+        level = cpu.get_cpu_capability() if hasattr(cpu, "get_cpu_capability") else ""
+        native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+        return bool(native or amx) and "AVX512" in str(level).upper()
+    return False

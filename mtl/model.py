@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from .checkpoint import weights_sha256
-from .config import ModelConfig
-from .device import resolve_device
+from .config import PRECISIONS, ModelConfig
+from .device import bf16_supported, resolve_device
 from .encoder import build_encoder, hf_model, length_order, tokenize
 from .errors import ConfigError
 from .heads import TaskHead
@@ -32,6 +32,7 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(
             {t: TaskHead(dim, len(labels), config.dropout, config.head_hidden) for t, labels in self.tasks.items()}
         )
+        self.precision = "fp32"  # inference precision: fp32 | bf16 (set_precision picks by hardware)
         self.trained_params: set[str] = set()  # encoder weights changed by training (saved in checkpoints)
         self.to(device)
 
@@ -47,6 +48,15 @@ class MultiTaskModel(nn.Module):
         emb = self.embed(features)
         return {t: self.heads[t](emb) for t in (tasks or self.tasks)}
 
+    def set_precision(self, precision: str = "auto") -> str:
+        """fp32, bf16, or auto: bf16 where the device supports it natively (see bench/inference.py)."""
+        if precision == "auto":
+            precision = "bf16" if bf16_supported(self.device) else "fp32"
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be auto or one of {', '.join(PRECISIONS)}; got {precision!r}")
+        self.precision = precision
+        return precision
+
     @torch.inference_mode()
     def predict_proba(self, sentences: list[str], batch_size: int = 64) -> dict[str, torch.Tensor]:
         """{task: (N, num_labels) probabilities}; batches sorted by length, padded per batch."""
@@ -56,9 +66,12 @@ class MultiTaskModel(nn.Module):
             n = len(sentences)
             out = {t: torch.zeros(n, len(labels)) for t, labels in self.tasks.items()}
             order = length_order(self.encoder, sentences)
+            bf16 = self.precision == "bf16"
             for start in range(0, n, batch_size):
                 idx = torch.as_tensor(order[start : start + batch_size])
-                logits = self(tokenize(self.encoder, [sentences[i] for i in idx], self.device))
+                features = tokenize(self.encoder, [sentences[i] for i in idx], self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = self(features)
                 for t, lg in logits.items():
                     out[t][idx] = lg.float().softmax(-1).cpu()
             return out

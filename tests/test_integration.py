@@ -54,3 +54,30 @@ def test_readme_reports_the_shipped_models_real_test_metrics(shipped, shipped_sp
         assert row, f"no README row for {task}"
         assert float(row.group(1)) == pytest.approx(m["accuracy"], abs=5e-5)
         assert float(row.group(2)) == pytest.approx(m["macro_f1"], abs=5e-5)
+
+
+def test_bf16_inference_keeps_the_labels(shipped, shipped_splits):
+    """bf16 is the default where the hardware supports it: it must not change predictions."""
+    texts = shipped_splits[2].texts
+    shipped.precision = "fp32"
+    exact = shipped.predict_proba(texts)
+    shipped.precision = "bf16"
+    try:
+        fast = shipped.predict_proba(texts)
+    finally:
+        shipped.precision = "fp32"
+    for task in exact:
+        agree = (exact[task].argmax(-1) == fast[task].argmax(-1)).float().mean().item()
+        assert agree >= 0.995, (task, agree)
+
+
+def test_set_precision(shipped):
+    from mtl.device import bf16_supported
+    from mtl.errors import ConfigError
+
+    try:
+        assert shipped.set_precision("auto") == ("bf16" if bf16_supported(shipped.device) else "fp32")
+        with pytest.raises(ConfigError, match="precision"):
+            shipped.set_precision("int4")
+    finally:
+        shipped.set_precision("fp32")
