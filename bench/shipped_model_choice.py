@@ -36,15 +36,24 @@ def main():
             seconds = time.perf_counter() - t0
             size = sum(f.stat().st_size for f in (Path(tmp) / "ck").iterdir())
         m = done["best_metrics"]
-        rows.append({"freeze": freeze, "dtype": dtype, "size_bytes": size, "fits": size <= LIMIT,
-                     "seconds": round(seconds, 1), **{f"{t}_{k}": round(m[t][k], 4) for t in m
-                                                       for k in ("accuracy", "macro_f1")}})
+        rows.append(
+            {
+                "freeze": freeze,
+                "dtype": dtype,
+                "size_bytes": size,
+                "fits": size <= LIMIT,
+                "seconds": round(seconds, 1),
+                **{f"{t}_{k}": round(m[t][k], 4) for t in m for k in ("accuracy", "macro_f1")},
+            }
+        )
         print(rows[-1], flush=True)
     print("\n| freeze | stored as | checkpoint | fits 15 MB | train time | val topic acc | val sentiment acc |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['freeze']} | {r['dtype']} | {r['size_bytes'] / 2**20:.1f} MiB | {'yes' if r['fits'] else 'no'} "
-              f"| {r['seconds']:.0f} s | {r['topic_accuracy']:.4f} | {r['sentiment_accuracy']:.4f} |")
+        print(
+            f"| {r['freeze']} | {r['dtype']} | {r['size_bytes'] / 2**20:.1f} MiB | {'yes' if r['fits'] else 'no'} "
+            f"| {r['seconds']:.0f} s | {r['topic_accuracy']:.4f} | {r['sentiment_accuracy']:.4f} |"
+        )
     out = ROOT / "bench" / "results" / "shipped_model_choice.json"
     out.write_text(json.dumps(rows, indent=2) + "\n")
 

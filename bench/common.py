@@ -1,0 +1,81 @@
+"""Helpers shared by the benchmark scripts: machine facts, timing, tables, JSON output."""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def best_time(fn, repeats: int = 3) -> float:
+    """Best of `repeats` wall-clock runs: the least disturbed by other load on a shared machine."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def percentiles(samples: list[float]) -> dict:
+    s = sorted(samples)
+    return {"median_ms": 1000 * statistics.median(s), "p95_ms": 1000 * s[int(0.95 * (len(s) - 1))]}
+
+
+def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 5) -> float:
+    """Measured matrix-multiply rate in GFLOP/s (the machine's practical compute bound)."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    return 2 * n**3 / best_time(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    return path
+
+
+def realistic_sentences(n: int = 2000) -> list[str]:
+    from mtl.data import load_labelled
+
+    data = load_labelled([ROOT / "data" / f"{s}.csv" for s in ("train", "val", "test")])
+    return data.texts[:n]

@@ -1,0 +1,140 @@
+"""Prediction speed: this project (both tasks, one encoder pass) against sentence-transformers'
+encode alone on the same backbone, and against two separate single-task models; fp32 and bf16;
+against the compute bound; bf16 agreement with fp32; single-sentence latency in process.
+
+Run: python bench/inference.py   (writes bench/results/inference.json)
+"""
+
+import time
+
+import torch
+from common import ROOT, best_time, machine, matmul_peak, percentiles, realistic_sentences, save, table
+
+from mtl.checkpoint import load_checkpoint
+from mtl.data import load_labelled
+from mtl.encoder import hf_model
+from mtl.model import MultiTaskModel
+
+
+def flops_per_sentence(model, texts) -> float:
+    """Matmul FLOPs of the transformer for the real token counts (2 per multiply-add)."""
+    cfg = hf_model(model.encoder).config
+    h, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    tok = model.encoder.tokenizer(texts, truncation=True, max_length=model.encoder.max_seq_length)["input_ids"]
+    total = sum(layers * (2 * t * (4 * h * h + 2 * h * inter) + 4 * t * t * h) for t in map(len, tok))
+    return total / len(texts)
+
+
+def main():
+    texts = realistic_sentences(2000)
+    model = load_checkpoint(ROOT / "checkpoints" / "default", device="cpu")
+    from sentence_transformers import SentenceTransformer
+
+    from mtl.encoder import resolve_base_model
+
+    st = SentenceTransformer(resolve_base_model("default"), device="cpu")
+    single = [MultiTaskModel(model.config, {t: labels}, device="cpu") for t, labels in model.tasks.items()]
+    for m in single:
+        m.eval()
+
+    def ours(precision):
+        model.precision = precision
+        return lambda: model.predict_proba(texts, batch_size=64)
+
+    def st_encode(precision):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                st.encode(texts, batch_size=64, convert_to_numpy=True)
+
+        return run
+
+    def two_models(precision):
+        def run():
+            for m in single:
+                m.precision = precision
+                m.predict_proba(texts, batch_size=64)
+
+        return run
+
+    ours("fp32")()  # warm up
+    rows, results = [], {}
+    for precision in ("fp32", "bf16"):
+        times = {
+            name: best_time(fn(precision))
+            for name, fn in (
+                ("mtl, both tasks", ours),
+                ("SentenceTransformer.encode", st_encode),
+                ("two single-task models", two_models),
+            )
+        }
+        rate = {name: len(texts) / t for name, t in times.items()}
+        results[precision] = rate
+        for name, r in rate.items():
+            rows.append(
+                [
+                    precision,
+                    name,
+                    f"{r:.0f}",
+                    f"{r / rate['SentenceTransformer.encode']:.2f}x",
+                    f"{rate['mtl, both tasks'] / r:.2f}x",
+                ]
+            )
+    fps = flops_per_sentence(model, texts)
+    peaks = {p: matmul_peak(p) for p in ("fp32", "bf16")}
+    bound = {p: peaks[p] * 1e9 / fps for p in peaks}
+
+    test = load_labelled(ROOT / "data" / "test.csv").texts
+    model.precision = "fp32"
+    exact = model.predict_proba(test)
+    model.precision = "bf16"
+    fast = model.predict_proba(test)
+    agreement = {t: (exact[t].argmax(-1) == fast[t].argmax(-1)).float().mean().item() for t in exact}
+
+    latency = {}
+    sentence = "The striker scored twice as the home side won the cup final."
+    for precision in ("fp32", "bf16"):
+        model.precision = precision
+        for _ in range(10):
+            model.predict([sentence])
+        samples = []
+        for _ in range(200):
+            t0 = time.perf_counter()
+            model.predict([sentence])
+            samples.append(time.perf_counter() - t0)
+        latency[precision] = percentiles(samples)
+
+    info = machine()
+    print(f"CPU: {info['cpu']}, {info['threads']} threads, torch {info['torch']}; {len(texts)} sentences\n")
+    print(table(["precision", "what", "sentences/s", "vs encode alone", "mtl is faster by"], rows))
+    print(
+        f"\nbackbone FLOPs per sentence: {fps / 1e6:.0f} MFLOP; measured matmul peak: fp32 {peaks['fp32']:.0f}, "
+        f"bf16 {peaks['bf16']:.0f} GFLOP/s"
+    )
+    for p in ("fp32", "bf16"):
+        r = results[p]["mtl, both tasks"]
+        print(f"compute bound {p}: {bound[p]:.0f} sentences/s; mtl reaches {r:.0f} ({r / bound[p]:.0%} of it)")
+    print(
+        f"bf16 vs fp32 on bf16: {results['bf16']['mtl, both tasks'] / results['fp32']['mtl, both tasks']:.2f}x; "
+        f"same labels on the test split: " + ", ".join(f"{t} {a:.2%}" for t, a in agreement.items())
+    )
+    print(
+        "single-sentence latency: "
+        + "; ".join(f"{p} median {v['median_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms" for p, v in latency.items())
+    )
+    path = save(
+        "inference",
+        {
+            "sentences": len(texts),
+            "throughput": results,
+            "flops_per_sentence": fps,
+            "matmul_gflops": peaks,
+            "compute_bound": bound,
+            "bf16_agreement": agreement,
+            "latency": latency,
+        },
+    )
+    print(f"\nwrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
