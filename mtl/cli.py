@@ -223,6 +223,12 @@ def build_parser():
     t.add_argument("--temperature", type=float, default=tc.temperature, help="T for --task-sampling temperature")
     t.add_argument("--patience", type=int, default=tc.patience, help="stop after N evaluations without improvement")
     t.add_argument("--seed", type=int, default=tc.seed)
+    t.add_argument(
+        "--loss-weighting",
+        choices=("equal", "uncertainty"),
+        default=tc.loss_weighting,
+        help="uncertainty: learned per-task weights exp(-s_i) (Kendall et al. 2018)",
+    )
     t.add_argument("--no-cache", dest="cache", action="store_false", help="recompute frozen layers every epoch")
     t.add_argument("--precision", choices=PRECISIONS, default=tc.precision, help="bf16 autocast where supported")
     t.add_argument(

@@ -86,6 +86,7 @@ class TrainConfig(_JSONMixin):
     eval_every: int = 0  # also evaluate every N steps (0 = once per epoch)
     patience: int = 0  # stop after N evaluations without improvement (0 = never)
     save_dtype: str = "float32"  # trained encoder weights in checkpoints: float32 | float16 | bfloat16
+    loss_weighting: str = "equal"  # equal | uncertainty (learned per-task weights, Kendall et al. 2018)
     cache: bool = True  # compute frozen-part outputs once instead of every epoch (mtl/cache.py)
     precision: str = "fp32"  # fp32 | bf16 (autocast, where the CPU or GPU supports it)
 
@@ -105,6 +106,7 @@ class TrainConfig(_JSONMixin):
         _check_number("patience", self.patience, 0, integer=True)
         _check_choice("save_dtype", self.save_dtype, ("float32", "float16", "bfloat16"))
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("loss_weighting", self.loss_weighting, ("equal", "uncertainty"))
         if not isinstance(self.cache, bool):
             raise ConfigError(f"cache must be true or false; got {self.cache!r}")
         if not isinstance(self.freeze, str):

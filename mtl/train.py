@@ -123,6 +123,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
 
     optimizer = make_optimizer(model, config)
+    # Kendall, Gal & Cipolla (2018): loss = sum_i exp(-s_i) * L_i + s_i with a learnable s_i per task.
+    log_vars = None
+    if config.loss_weighting == "uncertainty" and optimizer is not None:
+        log_vars = {t: torch.zeros((), device=model.device, requires_grad=True) for t in y}
+        optimizer.add_param_group({"params": list(log_vars.values()), "lr": config.lr_heads, "weight_decay": 0.0})
     if optimizer is None:  # nothing trainable: evaluation only, no pointless loop
         done = {
             "type": "done",
@@ -191,7 +196,11 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
                 mask = target >= 0
                 if mask.any():
                     losses[t] = F.cross_entropy(logits[t][mask].float(), target[mask])
-            loss = sum(losses.values())
+            if log_vars is None:
+                loss = sum(losses.values())
+            else:
+                loss = sum(torch.exp(-log_vars[t]) * v + log_vars[t] for t, v in losses.items())
+            weights = {t: math.exp(-s.item()) for t, s in log_vars.items()} if log_vars else None
             if not torch.isfinite(loss):
                 _restore(model, last_good)
                 failed = True
@@ -220,6 +229,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
                 "tasks": list(tasks),
                 "loss": loss.item(),
                 "losses": {t: v.item() for t, v in losses.items()},
+                "task_weights": weights,
                 "lr_encoder": config.lr_encoder * lr_factor(step - 1) if encoder_trainable else 0.0,
                 "lr_heads": config.lr_heads * lr_factor(step - 1),
                 "examples_per_sec": len(idx) / (time.perf_counter() - ts),

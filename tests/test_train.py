@@ -126,3 +126,16 @@ def test_temperature_flattens_task_mix():
 def test_bad_training_options(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_uncertainty_weighting_learns_task_weights(tiny_model, toy_data):
+    config = TrainConfig(epochs=3, batch_size=6, loss_weighting="uncertainty", lr_heads=5e-2)
+    steps = [e for e in train(tiny_model, toy_data, None, config) if e["type"] == "step"]
+    first = steps[0]
+    assert first["task_weights"] == {"topic": 1.0, "sentiment": 1.0}  # s_i start at 0
+    assert first["loss"] == pytest.approx(sum(first["losses"].values()), rel=1e-6)
+    last = steps[-1]["task_weights"]
+    assert all(w != 1.0 for w in last.values())
+    # the identity behind the weights: loss = sum(w_i * L_i - log w_i)
+    expected = sum(last[t] * v - np.log(last[t]) for t, v in steps[-1]["losses"].items())
+    assert steps[-1]["loss"] == pytest.approx(expected, rel=1e-3)
