@@ -272,6 +272,24 @@ def build_parser():
     x.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     x.add_argument("--output", required=True, metavar="DIR")
 
+    sw = sub.add_parser("sweep", help="train configurations with several seeds; mean and std of test metrics")
+    sw.add_argument(
+        "--sweeps", nargs="+", default=["freeze", "layers", "tasks", "mixing"], help="freeze | layers | tasks | mixing"
+    )
+    sw.add_argument("--seeds", type=int, default=3)
+    sw.add_argument("--epochs", type=int, default=3)
+    sw.add_argument("--train", default="data/train.csv")
+    sw.add_argument("--val", default="data/val.csv")
+    sw.add_argument("--test", default="data/test.csv")
+    sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
+
+    lg = sub.add_parser("logme", help="rank encoders, pooling modes and layers by LogME, without training")
+    lg.add_argument("--data", default="data/train.csv")
+    lg.add_argument("--model", default=mc.base_model, help="base model whose pooling modes and layers are scored")
+    lg.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="also score this checkpoint's encoder")
+    lg.add_argument("--max-sentences", type=int, default=0, help="use only the first N sentences (0 = all)")
+    lg.add_argument("--output", metavar="FILE.json", help="also write the scores as JSON")
+
     for sp in (t, e, pr, en):
         sp.add_argument("--device", choices=DEVICES, default="auto")
     for sp in (t, e, pr, en):
@@ -286,12 +304,91 @@ def build_parser():
     return p
 
 
+def _cmd_sweep(args):
+    from .data import load_labelled
+    from .sweep import run_sweeps, write_results
+
+    train_data = load_labelled(args.train)
+    val_data = load_labelled(args.val, label_sets=train_data.tasks)
+    test_data = load_labelled(args.test, label_sets=train_data.tasks)
+    command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
+    meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "machine": _machine()}
+    runs = []
+    for kind, payload in run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data):
+        if kind == "run":
+            runs.append(payload)
+            accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
+            print(
+                f"[{len(runs)}] {payload['sweep']}: {payload['name']} seed {payload['seed']}: {accs} "
+                f"({payload['seconds']:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            json_path, md_path = write_results(args.output, {**meta, **payload})
+            print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_logme(args):
+    import json as _json
+
+    from .checkpoint import load_checkpoint
+    from .data import load_labelled
+    from .transfer import score_candidates
+
+    data = load_labelled(args.data)
+    if args.max_sentences and len(data) > args.max_sentences:
+        from .sweep import restrict
+
+        data = restrict(data, None)
+        data = type(data)(
+            data.texts[: args.max_sentences],
+            {t: v[: args.max_sentences] for t, v in data.labels.items()},
+            data.label_sets,
+        )
+    ckpt = load_checkpoint(args.checkpoint, device="cpu").encoder if args.checkpoint else None
+    result = score_candidates(data, ckpt, args.model)
+    tasks = list(data.tasks)
+    for section in ("encoders", "pooling", "layers"):
+        print(f"\n{section} (LogME, higher is better)")
+        for name, sc in result[section].items():
+            label = f"layer output {name}" if section == "layers" else name
+            print(f"  {label:<40} " + "  ".join(f"{t} {sc[t]:+.4f}" for t in tasks))
+    if args.output:
+        from .checkpoint import _write_atomic
+
+        payload = {"data": args.data, "sentences": len(data), **result, "machine": _machine()}
+        _write_atomic(Path(args.output), lambda tmp: Path(tmp).write_text(_json.dumps(payload, indent=2) + "\n"))
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _machine() -> dict:
+    import platform
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
 COMMANDS = {
     "train": _cmd_train,
     "eval": _cmd_eval,
     "predict": _cmd_predict,
     "encode": _cmd_encode,
     "export": _cmd_export,
+    "sweep": _cmd_sweep,
+    "logme": _cmd_logme,
 }
 
 

@@ -1,0 +1,215 @@
+"""Sweeps: train a list of configurations on the same data with several seeds and report, per
+task, the mean and standard deviation of test accuracy and macro-F1, trainable parameters and
+training time. `python -m mtl sweep` writes one JSON file plus a Markdown table; the app's
+Experiments tab reads the JSON."""
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import Dataset
+from .encoder import encode
+from .errors import ConfigError
+from .evaluate import evaluate
+from .freeze import count_trainable, parse_freeze
+from .model import new_model
+from .train import train
+
+
+def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
+    """The named sweeps. Every config trains both tasks with full fine-tuning unless it says otherwise."""
+    return {
+        "freeze": [
+            {"name": "entire network frozen", "freeze": "all", "probe_encoder": True},
+            {"name": "encoder frozen (heads train)", "freeze": "backbone", "probe_encoder": True},
+            {"name": "topic head frozen", "freeze": "head.topic", "probe_encoder": True},
+            {"name": "sentiment head frozen", "freeze": "head.sentiment", "probe_encoder": True},
+            {"name": "nothing frozen", "freeze": "none", "probe_encoder": True},
+        ],
+        "layers": [{"name": f"bottom:{k}", "freeze": f"bottom:{k}", "layers_frozen": k} for k in range(n_layers + 1)]
+        + [{"name": "nothing frozen", "freeze": "none", "layers_frozen": -1}],
+        "tasks": [
+            {"name": "topic only", "tasks": ["topic"]},
+            {"name": "sentiment only", "tasks": ["sentiment"]},
+            {"name": "nothing frozen", "freeze": "none"},
+            {"name": "linear probe (logistic regression on frozen embeddings)", "kind": "probe"},
+        ],
+        "mixing": [
+            {"name": f"{s}, equal weights", "task_sampling": s, "freeze": "bottom:2"}
+            for s in ("joint", "alternate", "proportional", "temperature")
+        ]
+        + [
+            {
+                "name": "joint, uncertainty weights",
+                "task_sampling": "joint",
+                "loss_weighting": "uncertainty",
+                "freeze": "bottom:2",
+            }
+        ],
+    }
+
+
+def restrict(data: Dataset, tasks: list[str] | None) -> Dataset:
+    """Only these tasks' labels, and only sentences labelled for at least one of them."""
+    if not tasks:
+        return data
+    keep = [i for i in range(len(data)) if any(data.labels[t][i] is not None for t in tasks)]
+    return Dataset(
+        [data.texts[i] for i in keep],
+        {t: [data.labels[t][i] for i in keep] for t in tasks},
+        {t: data.label_sets[t] for t in tasks},
+    )
+
+
+def linear_probe(encoder, train_data: Dataset, test_data: Dataset, tasks) -> dict:
+    """Logistic regression on frozen embeddings: the baseline many people would try first."""
+    from sklearn.linear_model import LogisticRegression
+
+    from .metrics import accuracy, macro_f1
+
+    x_train, x_test = encode(encoder, train_data.texts), encode(encoder, test_data.texts)
+    out = {}
+    for t in tasks:
+        y_tr, y_te = np.array(train_data.label_ids(t)), np.array(test_data.label_ids(t))
+        clf = LogisticRegression(max_iter=2000, C=1.0).fit(x_train[y_tr >= 0], y_tr[y_tr >= 0])
+        pred = clf.predict(x_test[y_te >= 0])
+        out[t] = {
+            "accuracy": accuracy(y_te[y_te >= 0], pred),
+            "macro_f1": macro_f1(y_te[y_te >= 0], pred, len(train_data.label_sets[t])),
+        }
+    return out
+
+
+def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, stop=None) -> dict:
+    """Train one configuration with one seed; test metrics and costs."""
+    tasks = cfg.get("tasks") or list(train_data.tasks)
+    tr, va, te = (restrict(d, tasks) for d in (train_data, val_data, test_data))
+    model = new_model(tr.tasks, seed=seed, device="auto")
+    t0 = time.perf_counter()
+    if cfg.get("kind") == "probe":
+        test = linear_probe(model.encoder, tr, te, tasks)
+        trainable = sum(len(tr.label_sets[t]) * (model.encoder.get_embedding_dimension() + 1) for t in tasks)
+        return {"test": test, "trainable_params": trainable, "seconds": time.perf_counter() - t0}
+    config = TrainConfig(
+        epochs=epochs,
+        seed=seed,
+        freeze=cfg.get("freeze", "none"),
+        task_sampling=cfg.get("task_sampling", "joint"),
+        loss_weighting=cfg.get("loss_weighting", "equal"),
+    )
+    trainable = count_trainable(model, parse_freeze(config.freeze, model))
+    done = list(train(model, tr, va, config, stop=stop))[-1]
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(model, te)
+    result = {
+        "test": {t: {k: m[k] for k in ("accuracy", "macro_f1")} for t, m in metrics.items()},
+        "trainable_params": trainable,
+        "seconds": seconds,
+        "steps": done["steps"],
+    }
+    if cfg.get("probe_encoder"):  # what training did to the shared encoder, task by task
+        result["encoder_probe"] = linear_probe(model.encoder, tr, te, tasks)
+    return result
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per (sweep, config): mean and std over seeds of every metric."""
+    rows = {}
+    for r in runs:
+        rows.setdefault((r["sweep"], r["name"]), []).append(r)
+    out = []
+    for (sweep, name), group in rows.items():
+        first = group[0]
+        row = {
+            "sweep": sweep,
+            "name": name,
+            "config": first["config"],
+            "seeds": [g["seed"] for g in group],
+            "trainable_params": first["trainable_params"],
+            "seconds": _mean_std([g["seconds"] for g in group]),
+            "test": {},
+        }
+        for task in first["test"]:
+            row["test"][task] = {k: _mean_std([g["test"][task][k] for g in group]) for k in ("accuracy", "macro_f1")}
+        if "encoder_probe" in first:
+            row["encoder_probe"] = {
+                t: _mean_std([g["encoder_probe"][t]["accuracy"] for g in group]) for t in first["encoder_probe"]
+            }
+        out.append(row)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    tasks = sorted({t for row in summary for t in row["test"]})
+    lines = []
+    for sweep in dict.fromkeys(row["sweep"] for row in summary):
+        lines += [
+            f"### {sweep}",
+            "",
+            "| setting | " + " | ".join(f"{t} acc | {t} F1" for t in tasks) + " | trainable params | train time |",
+            "|---|" + "---|---|" * len(tasks) + "---|---|",
+        ]
+        for row in (r for r in summary if r["sweep"] == sweep):
+            cells = []
+            for t in tasks:
+                m = row["test"].get(t)
+                cells += (
+                    ["–", "–"]
+                    if m is None
+                    else [
+                        f"{m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}",
+                        f"{m['macro_f1']['mean']:.3f} ± {m['macro_f1']['std']:.3f}",
+                    ]
+                )
+            lines.append(
+                f"| {row['name']} | "
+                + " | ".join(cells)
+                + f" | {row['trainable_params']:,} | {row['seconds']['mean']:.0f} s |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None):
+    """Yields ("run", record) after each run, then ("done", summary). Identical configs run once."""
+    available = sweep_configs()
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(f"unknown sweep(s) {', '.join(unknown)}; choose from {', '.join(available)}")
+    if not 1 <= seeds <= 10:
+        raise ConfigError(f"seeds must be between 1 and 10; got {seeds}")
+    runs, done = [], {}
+    for sweep in names:
+        for cfg in available[sweep]:
+            key = json.dumps(
+                {k: v for k, v in cfg.items() if k not in ("name", "layers_frozen", "probe_encoder")}, sort_keys=True
+            )
+            for seed in range(seeds):
+                if stop is not None and stop.is_set():
+                    return
+                if (key, seed) not in done or (cfg.get("probe_encoder") and "encoder_probe" not in done[key, seed]):
+                    done[key, seed] = run_one(cfg, seed, epochs, train_data, val_data, test_data, stop)
+                record = {"sweep": sweep, "name": cfg["name"], "config": cfg, "seed": seed, **done[key, seed]}
+                runs.append(record)
+                yield "run", record
+    yield "done", {"runs": runs, "summary": summarise(runs)}
+
+
+def write_results(path, payload: dict) -> tuple[Path, Path]:
+    from .checkpoint import _write_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    md = path.with_suffix(".md")
+    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+    _write_atomic(md, lambda tmp: Path(tmp).write_text(markdown(payload["summary"]) + "\n"))
+    return path, md

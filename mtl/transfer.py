@@ -1,0 +1,75 @@
+"""Transferability without training: LogME scores of the candidate encoders available offline,
+of each pooling mode, and of the output of every layer of the backbone, per task."""
+
+import numpy as np
+import torch
+
+from .encoder import build_encoder, encode, hf_model, length_order, tokenize
+from .logme import logme
+
+
+@torch.inference_mode()
+def layer_embeddings(encoder, texts: list[str], batch_size: int = 64) -> list[np.ndarray]:
+    """Mean-pooled hidden states after the embeddings (index 0) and after each layer (1..N)."""
+    hf = hf_model(encoder)
+    encoder.eval()
+    order = length_order(encoder, texts)
+    out = None
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        f = tokenize(encoder, [texts[i] for i in idx], encoder.device)
+        hidden = hf(
+            input_ids=f["input_ids"],
+            attention_mask=f["attention_mask"],
+            token_type_ids=f.get("token_type_ids"),
+            output_hidden_states=True,
+        ).hidden_states
+        mask = f["attention_mask"].unsqueeze(-1).float()
+        if out is None:
+            out = [np.zeros((len(texts), h.shape[-1]), dtype=np.float32) for h in hidden]
+        for k, h in enumerate(hidden):
+            out[k][idx] = ((h * mask).sum(1) / mask.sum(1)).float().cpu().numpy()
+    return out
+
+
+def random_encoder(base: str = "default"):
+    """The backbone's architecture with freshly initialised weights: what pretraining is worth."""
+    enc = build_encoder(base)
+    torch.manual_seed(0)
+    std = getattr(hf_model(enc).config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for module in hf_model(enc).modules():
+            if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+                module.weight.normal_(0.0, std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+    return enc
+
+
+def spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def score_candidates(data, checkpoint_encoder=None, base: str = "default") -> dict:
+    """{"encoders": {name: {task: score}}, "pooling": {...}, "layers": {k: {task: score}}}."""
+    tasks = list(data.tasks)
+    labels = {t: np.array(data.label_ids(t)) for t in tasks}
+
+    def scores(features):
+        return {t: logme(features[labels[t] >= 0], labels[t][labels[t] >= 0]) for t in tasks}
+
+    base_enc = build_encoder(base)
+    result = {"encoders": {}, "pooling": {}, "layers": {}}
+    for mode in ("mean", "cls", "max"):
+        result["pooling"][mode] = scores(encode(base_enc, data.texts, pooling=mode))
+    result["encoders"]["all-MiniLM-L6-v2 (pretrained)"] = result["pooling"]["mean"]
+    result["encoders"]["same architecture, random weights"] = scores(encode(random_encoder(base), data.texts))
+    if checkpoint_encoder is not None:
+        result["encoders"]["shipped model's fine-tuned encoder"] = scores(encode(checkpoint_encoder, data.texts))
+    for k, feats in enumerate(layer_embeddings(base_enc, data.texts)):
+        result["layers"][k] = scores(feats)
+    return result
