@@ -10,10 +10,9 @@ import textwrap
 import time
 
 import torch
+from conftest import REPO
 
 from mtl.checkpoint import load_checkpoint, save_checkpoint
-
-from conftest import REPO
 
 CHILD = textwrap.dedent(
     """

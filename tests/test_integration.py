@@ -3,14 +3,13 @@
 import re
 
 import pytest
+from conftest import REPO
 
 from mtl.checkpoint import load_checkpoint
 from mtl.config import ModelConfig, TrainConfig
 from mtl.evaluate import evaluate
 from mtl.model import MultiTaskModel
 from mtl.train import train
-
-from conftest import REPO
 
 DEFAULT = REPO / "checkpoints" / "default"
 
@@ -33,11 +32,13 @@ def test_short_training_on_shipped_data_beats_chance_widely(real_encoder, shippe
 def test_shipped_model_is_small_and_predicts_sensibly(shipped):
     size = sum(f.stat().st_size for f in DEFAULT.iterdir())
     assert size <= 15 * 1024 * 1024
-    preds = shipped.predict([
-        "The striker scored twice as the home side won the cup final.",
-        "Parliament passed the new budget bill after a heated late-night vote.",
-        "This hotel was filthy and the staff were rude; never again.",
-    ])
+    preds = shipped.predict(
+        [
+            "The striker scored twice as the home side won the cup final.",
+            "Parliament passed the new budget bill after a heated late-night vote.",
+            "This hotel was filthy and the staff were rude; never again.",
+        ]
+    )
     assert preds[0]["topic"]["label"] == "Sports"
     assert preds[1]["topic"]["label"] == "Politics"
     assert preds[2]["topic"]["label"] == "Travel" and preds[2]["sentiment"]["label"] == "negative"

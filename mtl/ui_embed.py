@@ -1,0 +1,179 @@
+"""The Embeddings tab: cosine similarities between sentences as a heatmap, the most and least
+similar pairs, and a 2-D PCA projection, with the pooling switched on the fly."""
+
+import html
+import time
+
+import numpy as np
+import pandas as pd
+
+from .ui import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, AppContext, UIError, md_escape, short
+
+MAX_EMBED_SENTENCES = 32  # rows of the heatmap
+
+
+def parse_sentences(text, limit: int = MAX_EMBED_SENTENCES) -> tuple[list[str], list[str]]:
+    """Non-empty lines, at most `limit` of them and MAX_SENTENCE_CHARS each; notes say what was cut."""
+    text = "" if text is None else str(text)
+    if len(text) > MAX_INPUT_CHARS:
+        raise UIError(f"The text is {len(text):,} characters long; the limit is {MAX_INPUT_CHARS:,}.")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    notes = []
+    if len(lines) < 2:
+        raise UIError("Enter at least two sentences, one per line, to compare them.")
+    if len(lines) > limit:
+        notes.append(f"{len(lines)} sentences entered: the first {limit} are compared (the heatmap's limit).")
+        lines = lines[:limit]
+    if any(len(s) > MAX_SENTENCE_CHARS for s in lines):
+        notes.append(f"Lines longer than {MAX_SENTENCE_CHARS:,} characters were shortened.")
+        lines = [s[:MAX_SENTENCE_CHARS] for s in lines]
+    return lines, notes
+
+
+def cosine_matrix(emb: np.ndarray) -> np.ndarray:
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return np.clip(unit @ unit.T, -1.0, 1.0)
+
+
+def extreme_pairs(sim: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(most similar pair, least similar pair) of different sentences, as index pairs i < j."""
+    i, j = np.triu_indices(len(sim), k=1)
+    values = sim[i, j]
+    hi, lo = int(np.argmax(values)), int(np.argmin(values))
+    return (int(i[hi]), int(j[hi])), (int(i[lo]), int(j[lo]))
+
+
+def pca_2d(emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 2) coordinates on the first two principal components and their share of the variance."""
+    x = emb.astype(np.float64) - emb.mean(axis=0, keepdims=True)
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    k = min(2, len(s))
+    signs = np.sign(vt[:k][np.arange(k), np.abs(vt[:k]).argmax(axis=1)])  # a fixed orientation
+    coords = np.zeros((len(emb), 2))
+    coords[:, :k] = u[:, :k] * s[:k] * signs
+    total = float((s**2).sum())
+    ratio = np.zeros(2)
+    if total > 0:
+        ratio[:k] = s[:k] ** 2 / total
+    return coords, ratio
+
+
+_BLUES = [(0.0, (247, 251, 255)), (0.25, (198, 219, 239)), (0.5, (107, 174, 214)), (0.75, (33, 113, 181))]
+_BLUES.append((1.0, (8, 48, 107)))
+
+
+def cell_color(value: float) -> tuple[str, str]:
+    """(background, text colour) for a cosine similarity: blues for 0..1, reds below 0."""
+    if value < 0:
+        t = min(1.0, -value)
+        rgb = tuple(round(255 + (c - 255) * t) for c in (239, 138, 98))
+        return f"rgb{rgb}", "#1f2937"
+    for (x0, c0), (x1, c1) in zip(_BLUES, _BLUES[1:]):
+        if value <= x1:
+            t = (value - x0) / (x1 - x0)
+            rgb = tuple(round(a + (b - a) * t) for a, b in zip(c0, c1))
+            return f"rgb{rgb}", ("#ffffff" if value > 0.55 else "#1f2937")
+    return "rgb(8, 48, 107)", "#ffffff"
+
+
+def num(value: float) -> str:
+    """Two decimals, without a "-0.00"."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def heatmap_html(sentences: list[str], sim: np.ndarray, pair: tuple[int, int] | None = None) -> str:
+    """A cosine-similarity heatmap as an HTML table, sentences as row and column labels."""
+    esc = html.escape
+    head = "".join(
+        f'<th class="col" title="{esc(s)}"><div>{k + 1} · {esc(short(s, 30))}</div></th>'
+        for k, s in enumerate(sentences)
+    )
+    rows = []
+    for a, s in enumerate(sentences):
+        cells = []
+        for b in range(len(sentences)):
+            bg, fg = cell_color(float(sim[a, b]))
+            cls = "diag" if a == b else ("best" if pair and {a, b} == set(pair) else "")
+            tip = f"{a + 1} ↔ {b + 1}: {sim[a, b]:.3f}"
+            cells.append(f'<td class="{cls}" style="background:{bg};color:{fg}" title="{tip}">{num(sim[a, b])}</td>')
+        rows.append(f'<tr><th class="row" title="{esc(s)}">{a + 1} · {esc(short(s, 46))}</th>{"".join(cells)}</tr>')
+    return (
+        '<div class="mtl-heatmap"><div class="mtl-heatmap-title">Cosine similarity of every pair '
+        "(outlined: the most similar pair; hover a cell or a label for details)</div>"
+        '<table><thead><tr><th class="corner">cosine similarity</th>'
+        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def embed_sentences(ctx: AppContext, text, pooling, choice, session) -> dict:
+    """Everything the Embeddings tab shows: heatmap HTML, a summary, a PCA table, notes."""
+    from .config import POOLING_MODES
+    from .encoder import encode
+
+    if pooling not in POOLING_MODES:
+        raise UIError(f"Pooling must be one of {', '.join(POOLING_MODES)}.")
+    sentences, notes = parse_sentences(text)
+    model, name = ctx.resolve(choice, session)
+    t0 = time.perf_counter()
+    with ctx.model_lock(model):
+        emb = encode(model.encoder, sentences, pooling=pooling)
+        preds = model.predict(sentences)
+    ms = (time.perf_counter() - t0) * 1000
+    sim = cosine_matrix(emb)
+    (a, b), (c, d) = extreme_pairs(sim)
+    coords, ratio = pca_2d(emb)
+    task = next(iter(model.tasks))
+    scatter = pd.DataFrame(
+        {
+            "PC1": coords[:, 0].round(4),
+            "PC2": coords[:, 1].round(4),
+            "sentence": [f"{k + 1} · {short(s, 70)}" for k, s in enumerate(sentences)],
+            f"predicted {task}": [p[task]["label"] for p in preds],
+        }
+    )
+    # One row without coordinates (not drawn) per label no sentence got: the plot takes its colour
+    # legend from the first data it shows and keeps it, so every label must be there from the start.
+    missing = [lab for lab in model.tasks[task] if lab not in set(scatter[f"predicted {task}"])]
+    blank = pd.DataFrame({"PC1": np.nan, "PC2": np.nan, "sentence": "", f"predicted {task}": missing})
+    scatter = pd.concat([scatter, blank], ignore_index=True)
+    trained = model.config.pooling
+    pool_note = "" if pooling == trained else f" (the model was trained with {trained} pooling)"
+    summary = (
+        f"**Most similar:** {a + 1} and {b + 1}, cosine **{num(sim[a, b])}**  \n"
+        f"> {md_escape(short(sentences[a], 110))}  \n> {md_escape(short(sentences[b], 110))}\n\n"
+        f"**Least similar:** {c + 1} and {d + 1}, cosine {num(sim[c, d])}\n\n"
+        f"**Embedding size:** {emb.shape[1]} numbers per sentence · pooling: {pooling}{pool_note} · "
+        f"model: {md_escape(name)} · {len(sentences)} sentences in {ms:.0f} ms"
+    )
+    return {
+        "heatmap": heatmap_html(sentences, sim, (a, b)),
+        "summary": summary,
+        "scatter": scatter,
+        "variance": ratio,
+        "dim": int(emb.shape[1]),
+        "pair": (a, b),
+        "similarity": sim,
+        "notes": notes,
+    }
+
+
+HEATMAP_CSS = """
+.mtl-heatmap { overflow-x: auto; padding: 4px 0; }
+.mtl-heatmap table { border: none !important; border-collapse: separate; border-spacing: 2px; font-size: 12px;
+  margin: 0; width: auto; }
+.mtl-heatmap-title { font-weight: 600; margin: 0 0 6px; }
+.mtl-heatmap td, .mtl-heatmap th { border: none !important; }
+.mtl-heatmap td { width: 42px; min-width: 42px; height: 30px; text-align: center; border-radius: 4px;
+  font-variant-numeric: tabular-nums; padding: 0 !important; }
+.mtl-heatmap td.diag { opacity: 0.45; }
+.mtl-heatmap td.best { outline: 2px solid #f59e0b; outline-offset: -2px; font-weight: 700; }
+.mtl-heatmap th.row { text-align: right; white-space: nowrap; font-weight: 500; padding: 0 8px 0 0 !important;
+  max-width: 340px; overflow: hidden; text-overflow: ellipsis; background: none !important; }
+.mtl-heatmap th.col { vertical-align: bottom; padding: 0 0 6px 0 !important; font-weight: 500;
+  background: none !important; }
+.mtl-heatmap th.col div { writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap;
+  max-height: 190px; overflow: hidden; text-overflow: ellipsis; margin: 0 auto; }
+.mtl-heatmap th.corner { vertical-align: bottom; text-align: right; font-weight: 400; opacity: 0.6;
+  padding: 0 8px 6px 0 !important; background: none !important; }
+"""

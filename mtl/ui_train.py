@@ -1,0 +1,354 @@
+"""Training in the app: demo-safe limits, the run itself as a generator of UI updates (a loss
+curve that grows while the model trains, validation per epoch), Stop, and saving the session's model
+under a validated name. Freeze presets and checkboxes are in mtl/ui_freeze.py."""
+
+import html
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from .config import TASK_SAMPLING, TrainConfig
+from .data import Dataset, load_labelled
+from .errors import MTLError
+from .ui import DEFAULT_MODEL, NAME_RE, AppContext, Session, UIError, accuracy_line, md_escape
+from .ui_freeze import check_frozen
+
+MAX_EPOCHS = 5
+BATCH_SIZES = (8, 16, 32, 64)
+LR_ENCODER = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4)
+LR_HEADS = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+MIN_SENTENCES = 64
+MAX_SAVED_MODELS = 25
+PLOT_UPDATES = 150  # loss-curve updates sent per run, at most (plus one per evaluation)
+SEED = 42
+
+START_POINTS = [
+    ("Pretrained MiniLM + new heads", "pretrained"),
+    ("The active model (keep training it)", "active"),
+]
+SAMPLING = [
+    ("joint: every batch trains all tasks", "joint"),
+    ("alternate: topic batch, sentiment batch, …", "alternate"),
+    ("proportional: tasks drawn by their data size", "proportional"),
+    ("temperature: sizes flattened (T = 2)", "temperature"),
+]
+assert [v for _, v in SAMPLING] == list(TASK_SAMPLING)
+
+
+def fmt_seconds(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s"
+
+
+# Data and options
+
+
+def training_data(ctx: AppContext) -> tuple[Dataset, Dataset]:
+    """data/train.csv and data/val.csv, loaded once per app."""
+    with ctx._lock:
+        if ctx._data is None:
+            try:
+                train = load_labelled(ctx.data_dir / "train.csv")
+                val = load_labelled(ctx.data_dir / "val.csv", label_sets=train.tasks)
+            except MTLError as e:
+                raise UIError(f"The training data cannot be loaded: {e}") from None
+            if ctx.val_rows:
+                val = subset(val, ctx.val_rows, None)
+            ctx._data = (train, val)
+        return ctx._data
+
+
+def subset(data: Dataset, n: int, seed: int | None) -> Dataset:
+    """n sentences: a seeded random choice (the first n with seed None), labels kept in line."""
+    if n >= len(data):
+        return data
+    idx = np.arange(n) if seed is None else np.sort(np.random.default_rng(seed).permutation(len(data))[:n])
+    labels = {t: [col[i] for i in idx] for t, col in data.labels.items()}
+    return Dataset([data.texts[i] for i in idx], labels, dict(data.label_sets))
+
+
+def make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences):
+    """Validate the form against the demo's limits: (TrainConfig, frozen list, number of sentences)."""
+    train, _ = training_data(ctx)
+    frozen = check_frozen(ctx, frozen)
+
+    def number(name, value, low, high, integer=False):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise UIError(f"{name} must be a number; got {value!r}.") from None
+        if not math.isfinite(v) or not low <= v <= high or (integer and not v.is_integer()):
+            raise UIError(f"{name} must be {'a whole number ' if integer else ''}between {low:g} and {high:g}.")
+        return int(v) if integer else v
+
+    epochs = number("Epochs", epochs, 1, MAX_EPOCHS, integer=True)
+    batch_size = number("Batch size", batch_size, 1, max(BATCH_SIZES), integer=True)
+    if batch_size not in BATCH_SIZES:
+        raise UIError(f"Batch size must be one of {', '.join(map(str, BATCH_SIZES))}.")
+    lr_encoder = number("Encoder learning rate", lr_encoder, min(LR_ENCODER), max(LR_ENCODER))
+    lr_heads = number("Head learning rate", lr_heads, min(LR_HEADS), max(LR_HEADS))
+    sentences = number("Training sentences", sentences, MIN_SENTENCES, len(train), integer=True)
+    if task_sampling not in TASK_SAMPLING:
+        raise UIError(f"Task mixing must be one of {', '.join(TASK_SAMPLING)}.")
+    spec = ",".join(frozen) if frozen else "none"
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr_encoder=lr_encoder,
+        lr_heads=lr_heads,
+        freeze=spec,
+        task_sampling=task_sampling,
+        seed=SEED,
+    )
+    return config, frozen, sentences
+
+
+# The run
+
+
+class RunView:
+    """Turns training events into what the Train tab shows."""
+
+    def __init__(self, tasks, sentences: int, val_size: int):
+        self.tasks, self.sentences, self.val_size = list(tasks), sentences, val_size
+        self.loss_rows, self.val_rows = [], []
+        self.total = self.epochs = self.step = self.epoch = 0
+        self.first_step_at = self.done = self.error = None
+        self.t0 = time.monotonic()
+
+    def on(self, ev: dict, stopping: bool = False) -> None:
+        kind = ev["type"]
+        if kind == "start":
+            self.total, self.epochs = ev["steps"], ev["epochs"]
+        elif kind == "step":
+            self.step, self.epoch = ev["step"], ev["epoch"]
+            self.first_step_at = self.first_step_at or time.monotonic()
+            self.loss_rows += [(ev["step"], round(v, 5), t) for t, v in ev["losses"].items()]
+        elif kind == "eval":
+            label = "start (no training)" if ev["step"] == 0 else str(ev["epoch"]) + (" (stopped)" if stopping else "")
+            row = {"epoch": label, "step": ev["step"]}
+            for t, m in ev["metrics"].items():
+                row[f"{t} acc."] = f"{m['accuracy']:.1%}"
+                row[f"{t} F1"] = f"{m['macro_f1']:.3f}"
+            row["best"] = "★" if ev.get("best") else ""
+            self.val_rows.append(row)
+        elif kind == "error":
+            self.error = ev["message"]
+        elif kind == "done":
+            self.done = ev
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.total // max(1, self.epochs))
+
+    def loss_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.loss_rows, columns=["step", "loss", "task"])
+        return frame.astype({"step": "int64", "loss": "float64", "task": "str"})  # numeric axes, even when empty
+
+    def plot_frame(self) -> pd.DataFrame | None:
+        """The loss table for gr.LinePlot, or None until every task has a point: the plot fixes its
+        colour legend from the first data it draws (an empty table, or one task only, would hide the
+        other tasks' lines for the whole run)."""
+        if not {t for _, _, t in self.loss_rows} >= set(self.tasks):
+            return None
+        return self.loss_frame()
+
+    def val_frame(self) -> pd.DataFrame:
+        cols = ["epoch", "step"] + [f"{t} {m}" for t in self.tasks for m in ("acc.", "F1")] + ["best"]
+        return pd.DataFrame(self.val_rows, columns=cols)
+
+    def progress(self, state: str = "running", note: str = "") -> str:
+        frac = 1.0 if state == "done" else (self.step / self.total if self.total else 0.0)
+        if state == "running" and self.total:
+            head = f"Epoch {max(self.epoch, 1)} of {self.epochs} · step {self.step} of {self.total}"
+            if self.first_step_at and self.step > 1:
+                per_step = (time.monotonic() - self.first_step_at) / (self.step - 1)
+                note = note or f"about {fmt_seconds(per_step * (self.total - self.step))} left"
+        else:
+            head = {"running": "Preparing", "done": "Finished", "stopped": "Stopped", "error": "Stopped"}[state]
+            head += f" · {self.step} of {self.total} steps" if self.total else ""
+        elapsed = fmt_seconds(time.monotonic() - self.t0)
+        return progress_html(frac, head, f"{note} · {elapsed} elapsed" if note else f"{elapsed} elapsed", state)
+
+
+def progress_html(frac: float, head: str, foot: str, state: str = "idle") -> str:
+    pct = max(0.0, min(1.0, frac)) * 100
+    return (
+        f'<div class="mtl-progress mtl-{state}"><div class="mtl-progress-head"><span>{html.escape(head)}</span>'
+        f"<span>{pct:.0f}%</span></div>"
+        f'<div class="mtl-bar"><div style="width:{pct:.1f}%"></div></div>'
+        f'<div class="mtl-progress-foot">{html.escape(foot)}</div></div>'
+    )
+
+
+IDLE_PROGRESS = progress_html(0, "No training yet", "Choose what to freeze and the options, then press Start.")
+
+
+def prepare_run(session: Session) -> str:
+    """Start was pressed: the run may wait in the queue; Stop until then cancels it."""
+    if session.running or session.pending:
+        raise UIError("This session already has a training run, queued or running; press Stop to end it.")
+    session.stop.clear()
+    session.pending = True
+    return "Waiting for a training slot (runs take turns on this demo)…"
+
+
+def stop_training(session: Session) -> str:
+    if session.running or session.pending:
+        session.stop.set()
+        return "■ Stopping after the current step; the model trained so far is kept."
+    return "No training run to stop."
+
+
+def _update(view, state, status, note="", final=False, adopted=False):
+    return {
+        "progress": view.progress(state, note),
+        "loss": view.loss_frame(),
+        "plot": view.plot_frame(),
+        "val": view.val_frame(),
+        "status": status,
+        "final": final,
+        "adopted": adopted,
+    }
+
+
+def run_training(
+    ctx, session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences
+):
+    """Train a fresh model for this session, yielding UI updates: {progress, loss, plot, val, status, final,
+    adopted} (plot: the loss table, or None while the plot must stay empty).
+
+    The model is a private copy (the active model, deep-copied) or new heads on the pretrained base;
+    the default model and other sessions' models are never touched. At the end it becomes the
+    session's model, unless nothing was trained."""
+    from .model import new_model
+    from .train import train
+
+    if session.running:
+        raise UIError("This session is already training: wait for the run to end or press Stop.")
+    if start not in dict((v, k) for k, v in START_POINTS):
+        raise UIError("Choose where to start from: the pretrained model or the active model.")
+    config, frozen, n = make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences)
+    train_data, val = training_data(ctx)
+    view = RunView(train_data.tasks, n, len(val))
+    session.running = True
+    try:
+        if session.stop.is_set():
+            yield _update(view, "stopped", "■ Cancelled before it started; nothing changed.", final=True)
+            return
+        yield _update(view, "running", "Building the model…", note="loading weights")
+        if start == "active":
+            model = ctx.copy_model(choice, session)
+        else:
+            model = new_model(train_data.tasks, ctx.base_config(), device=ctx.device, seed=SEED)
+        data = subset(train_data, n, SEED)
+        every, timed_out, last_yield = 1, False, 0.0
+        for ev in train(model, data, val, config, stop=session.stop):
+            late = time.monotonic() - view.t0 > ctx.max_train_seconds
+            if ev["type"] == "step" and late and not session.stop.is_set():
+                timed_out = True
+                session.stop.set()
+            view.on(ev, stopping=session.stop.is_set())
+            if ev["type"] == "start":
+                every = max(1, math.ceil(ev["steps"] / PLOT_UPDATES))
+                note = "computing the frozen layers once for all sentences" if frozen else "first step"
+                yield _update(view, "running", f"Training on {n:,} sentences…", note=note)
+            elif ev["type"] == "cache":
+                yield _update(view, "running", f"Training on {n:,} sentences…", note="first step")
+            elif ev["type"] == "step":
+                end_of_epoch = ev["step"] % view.steps_per_epoch == 0
+                due = ev["step"] % every == 0 and time.monotonic() - last_yield >= ctx.update_seconds
+                if end_of_epoch or due or session.stop.is_set():
+                    last_yield = time.monotonic()
+                    note = f"checking accuracy on {len(val)} validation sentences" if end_of_epoch else ""
+                    yield _update(view, "running", f"Training on {n:,} sentences…", note=note)
+            elif ev["type"] in ("eval", "error"):
+                yield _update(view, "running", f"Training on {n:,} sentences…")
+        yield finish(ctx, session, view, model, config, frozen, timed_out)
+    finally:
+        session.running = session.pending = False
+        session.stop.clear()
+
+
+def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
+    done = view.done or {}
+    best = done.get("best_metrics")
+    if done.get("eval_only"):
+        status = (
+            "❄ **Everything is frozen, so there was nothing to train**: no training loop ran. "
+            f"The starting model as it is: {accuracy_line(best)}. Unfreeze a component to train. "
+            "Your active model is unchanged."
+        )
+        return _update(view, "done", status, note="evaluation only", final=True)
+    if done.get("steps", 0) == 0:
+        return _update(view, "stopped", "■ Stopped before the first step: nothing was trained.", final=True)
+    session.model = model
+    session.run = {
+        "config": config,
+        "frozen": frozen,
+        "metrics": best,
+        "steps": done["steps"],
+        "seconds": done["seconds"],
+        "sentences": view.sentences,
+        "stopped": done["stopped"],
+    }
+    kept = (
+        "It is now **your active model** in the Predict and Embeddings tabs (“(this session's trained model)” "
+        "in the picker at the top); other visitors do not see it. Save it below to keep it."
+    )
+    if done.get("failed"):
+        head, state = f"⚠ {md_escape(view.error)}", "error"
+    elif timed_out:
+        head, state = (
+            f"**Time limit reached** ({fmt_seconds(ctx.max_train_seconds)} per run on this demo).",
+            "stopped",
+        )
+    elif done["stopped"]:
+        head, state = f"■ **Stopped** after {done['steps']} of {view.total} steps.", "stopped"
+    else:
+        head, state = f"✓ **Training finished**: {done['steps']} steps in {fmt_seconds(done['seconds'])}.", "done"
+    status = f"{head} {accuracy_line(best, 'Validation accuracy (best epoch): ')}.  \n{kept}"
+    return _update(view, state, status, final=True, adopted=True)
+
+
+# Saving
+
+
+def validate_name(ctx: AppContext, name) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise UIError("Give the model a name first.")
+    if not NAME_RE.match(name):
+        raise UIError(
+            "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit): "
+            "no spaces, dots or slashes."
+        )
+    if name.lower() == DEFAULT_MODEL:
+        raise UIError("'default' is the shipped model and cannot be replaced; choose another name.")
+    target = ctx.saved_dir / name
+    if target.exists() or target.is_symlink() or name.lower() in {n.lower() for n in ctx.saved_models()}:
+        raise UIError(f"A model named {name!r} already exists; choose another name.")
+    if target.resolve().parent != ctx.saved_dir.resolve():
+        raise UIError("That name points outside the model folder.")
+    return name
+
+
+def save_session_model(ctx: AppContext, session: Session, name) -> str:
+    """Save this session's trained model as saved_dir/<name>; returns the saved name."""
+    from .checkpoint import save_checkpoint
+
+    if session.model is None or session.run is None:
+        raise UIError("There is no trained model in this session yet: train one first.")
+    if session.running:
+        raise UIError("Wait for the training run to end before saving.")
+    with ctx.save_lock:
+        name = validate_name(ctx, name)
+        if len(ctx.saved_models()) >= MAX_SAVED_MODELS:
+            raise UIError(f"This app already holds {MAX_SAVED_MODELS} saved models, its limit.")
+        run = session.run
+        metrics = {"validation": run["metrics"]} if run["metrics"] else {}
+        with ctx.model_lock(session.model):
+            save_checkpoint(session.model, ctx.saved_dir / name, run["config"], run["frozen"], metrics, dtype="float16")
+    return name
