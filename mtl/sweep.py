@@ -84,11 +84,11 @@ def linear_probe(encoder, train_data: Dataset, test_data: Dataset, tasks) -> dic
     return out
 
 
-def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, stop=None) -> dict:
+def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None) -> dict:
     """Train one configuration with one seed; test metrics and costs."""
     tasks = cfg.get("tasks") or list(train_data.tasks)
     tr, va, te = (restrict(d, tasks) for d in (train_data, val_data, test_data))
-    model = new_model(tr.tasks, seed=seed, device="auto")
+    model = new_model(tr.tasks, model_config, seed=seed, device="auto")
     t0 = time.perf_counter()
     if cfg.get("kind") == "probe":
         test = linear_probe(model.encoder, tr, te, tasks)
@@ -179,7 +179,7 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None):
+def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None):
     """Yields ("run", record) after each run, then ("done", summary). Identical configs run once."""
     available = sweep_configs()
     unknown = [n for n in names if n not in available]
@@ -197,7 +197,7 @@ def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, 
                 if stop is not None and stop.is_set():
                     return
                 if (key, seed) not in done or (cfg.get("probe_encoder") and "encoder_probe" not in done[key, seed]):
-                    done[key, seed] = run_one(cfg, seed, epochs, train_data, val_data, test_data, stop)
+                    done[key, seed] = run_one(cfg, seed, epochs, train_data, val_data, test_data, stop, model_config)
                 record = {"sweep": sweep, "name": cfg["name"], "config": cfg, "seed": seed, **done[key, seed]}
                 runs.append(record)
                 yield "run", record

@@ -16,7 +16,7 @@ def tiny_sweeps(monkeypatch, tiny_bert):
 
     real = model_mod.new_model
 
-    def tiny_new_model(tasks, config=None, device="auto", seed=None):
+    def tiny_new_model(tasks, config=None, device="auto", seed=None):  # noqa: ARG001
         from mtl.config import ModelConfig
 
         return real(tasks, ModelConfig(base_model=tiny_bert), device="cpu", seed=seed)

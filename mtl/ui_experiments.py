@@ -1,0 +1,148 @@
+"""The Experiments tab: the committed sweep results (results/sweep.json, made by `python -m mtl
+sweep`) as tables and charts, the LogME scores (results/logme.json), and a small sweep a visitor can
+run within the demo's limits."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import MTLError
+from .sweep import run_sweeps
+from .ui import AppContext, UIError, md_escape
+from .ui_train import subset, training_data
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+LIVE_SWEEPS = ("freeze", "layers", "tasks", "mixing")
+LIVE_MAX_SENTENCES = 512
+LIVE_MAX_EPOCHS = 2
+
+
+def load_results(path=None) -> dict | None:
+    path = Path(path or RESULTS / "sweep.json")
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _pm(m: dict) -> str:
+    return f"{m['mean']:.3f} ± {m['std']:.3f}"
+
+
+def results_table(results: dict | None, sweep: str | None = None) -> pd.DataFrame:
+    """One row per setting: per-task accuracy and macro-F1 (mean ± std over seeds), params, time."""
+    if not results:
+        return pd.DataFrame({"": ["No results yet: run `python -m mtl sweep` to create results/sweep.json."]})
+    rows = []
+    for r in results["summary"]:
+        if sweep and r["sweep"] != sweep:
+            continue
+        row = {"sweep": r["sweep"], "setting": r["name"]}
+        for task, m in r["test"].items():
+            row[f"{task} accuracy"] = _pm(m["accuracy"])
+            row[f"{task} macro-F1"] = _pm(m["macro_f1"])
+        row["trainable params"] = f"{r['trainable_params']:,}"
+        row["train time (s)"] = f"{r['seconds']['mean']:.1f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("–")
+
+
+def bars(results: dict | None, sweep: str, metric: str = "accuracy") -> pd.DataFrame:
+    """Long format for a bar chart: setting, task, value (mean test metric)."""
+    rows = []
+    for r in (results or {}).get("summary", []):
+        if r["sweep"] == sweep:
+            for task, m in r["test"].items():
+                rows.append({"setting": r["name"], "task": task, metric: m[metric]["mean"]})
+    return pd.DataFrame(rows, columns=["setting", "task", metric])
+
+
+def costs(results: dict | None, sweep: str) -> pd.DataFrame:
+    rows = [
+        {
+            "setting": r["name"],
+            "trainable params (millions)": r["trainable_params"] / 1e6,
+            "train time (s)": r["seconds"]["mean"],
+        }
+        for r in (results or {}).get("summary", [])
+        if r["sweep"] == sweep
+    ]
+    return pd.DataFrame(rows, columns=["setting", "trainable params (millions)", "train time (s)"])
+
+
+def layer_curve(results: dict | None) -> pd.DataFrame:
+    """Test macro-F1 against K, the number of bottom layers frozen (-1: nothing frozen)."""
+    rows = []
+    for r in (results or {}).get("summary", []):
+        k = r["config"].get("layers_frozen")
+        if r["sweep"] == "layers" and k is not None:
+            for task, m in r["test"].items():
+                rows.append({"layers frozen (K)": k, "task": task, "macro-F1": m["macro_f1"]["mean"]})
+    return pd.DataFrame(rows, columns=["layers frozen (K)", "task", "macro-F1"]).sort_values("layers frozen (K)")
+
+
+def provenance(results: dict | None) -> str:
+    if not results:
+        return "No committed results found (results/sweep.json)."
+    machine = results.get("machine", {})
+    return (
+        f"From `{md_escape(results.get('command', 'python -m mtl sweep'))}`: {results.get('seeds')} seeds, "
+        f"{results.get('epochs')} epochs per run, on {md_escape(str(machine.get('cpu', '?')))} "
+        f"({machine.get('threads', '?')} threads). Test split, mean ± standard deviation over seeds."
+    )
+
+
+def logme_table(path=None) -> pd.DataFrame:
+    path = Path(path or RESULTS / "logme.json")
+    if not path.is_file():
+        return pd.DataFrame({"": ["No LogME scores yet: run `python -m mtl logme --output results/logme.json`."]})
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = []
+    for section in ("encoders", "pooling", "layers"):
+        for name, scores in data[section].items():
+            label = f"output of layer {name}" if section == "layers" else name
+            rows.append({"what": section, "candidate": label, **{t: round(v, 4) for t, v in scores.items()}})
+    return pd.DataFrame(rows)
+
+
+def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
+    """A small sweep with one seed on a slice of the training data; yields (status, table)."""
+    if sweep not in LIVE_SWEEPS:
+        raise UIError(f"Choose a sweep: {', '.join(LIVE_SWEEPS)}.")
+    try:
+        sentences, epochs = int(sentences), int(epochs)
+    except (TypeError, ValueError):
+        raise UIError("Sentences and epochs must be whole numbers.") from None
+    if not 64 <= sentences <= LIVE_MAX_SENTENCES or not 1 <= epochs <= LIVE_MAX_EPOCHS:
+        raise UIError(
+            f"Use 64 to {LIVE_MAX_SENTENCES} sentences and 1 to {LIVE_MAX_EPOCHS} epochs here; "
+            "the full sweep runs from the command line."
+        )
+    train, val = training_data(ctx)
+    train = subset(train, sentences, 0)
+    done_runs = []
+    try:
+        runs = run_sweeps([sweep], 1, epochs, train, val, val, stop=stop, model_config=ctx.base_config())
+        for kind, payload in runs:
+            if kind == "run":
+                done_runs.append(payload)
+                accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
+                status = f"{len(done_runs)} run(s) done; last: **{md_escape(payload['name'])}** ({accs})"
+                yield status, _live_table(done_runs)
+    except MTLError as e:
+        raise UIError(str(e)) from None
+    yield f"Done: {len(done_runs)} runs (validation split, one seed).", _live_table(done_runs)
+
+
+def _live_table(runs) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        row = {"setting": r["name"]}
+        row.update({f"{t} accuracy": round(m["accuracy"], 3) for t, m in r["test"].items()})
+        row["trainable params"] = f"{r['trainable_params']:,}"
+        row["time (s)"] = round(r["seconds"], 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
