@@ -24,8 +24,8 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
     """The named sweeps. Every config trains both tasks with full fine-tuning unless it says otherwise."""
     return {
         "freeze": [
-            {"name": "entire network frozen", "freeze": "all", "probe_encoder": True},
-            {"name": "encoder frozen (heads train)", "freeze": "backbone", "probe_encoder": True},
+            {"name": "entire network frozen", "freeze": "all"},
+            {"name": "encoder frozen (heads train)", "freeze": "backbone"},
             {"name": "topic head frozen", "freeze": "head.topic", "probe_encoder": True},
             {"name": "sentiment head frozen", "freeze": "head.sentiment", "probe_encoder": True},
             {"name": "nothing frozen", "freeze": "none", "probe_encoder": True},

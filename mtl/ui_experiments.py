@@ -13,7 +13,13 @@ from .ui import AppContext, UIError, md_escape
 from .ui_train import subset, training_data
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
-LIVE_SWEEPS = ("freeze", "layers", "tasks", "mixing")
+SWEEP_TITLES = {
+    "freeze": "Freeze scenarios",
+    "layers": "Layer freezing curve",
+    "tasks": "Multi-task vs single-task",
+    "mixing": "Task mixing and weighting",
+}
+LIVE_SWEEPS = tuple(SWEEP_TITLES)
 LIVE_MAX_SENTENCES = 512
 LIVE_MAX_EPOCHS = 2
 
