@@ -132,3 +132,40 @@ def test_every_command_has_help():
     for cmd in ("train", "eval", "predict", "encode", "export"):
         r = subprocess.run([sys.executable, "-m", "mtl", cmd, "--help"], cwd=REPO, capture_output=True, text=True)
         assert r.returncode == 0 and "usage: python -m mtl " + cmd in r.stdout
+
+
+def test_bring_your_own_data_one_task_per_file(tmp_path, tiny_bert, capsys):
+    """Real users often have a topic file and a separate sentiment file: train on both at once."""
+    from conftest import TOY, write_csv
+
+    topics = write_csv(tmp_path / "topics.csv", [(t, top) for t, top, _ in TOY * 3], header=("text", "topic"))
+    moods = tmp_path / "sentiment.jsonl"
+    moods.write_text("\n".join(json.dumps({"text": t + " indeed", "sentiment": s}) for t, _, s in TOY * 3))
+    out = tmp_path / "own"
+    for sampling in ("joint", "alternate"):
+        code, _, err = run(
+            capsys,
+            "train",
+            "--data",
+            topics,
+            moods,
+            "--output",
+            out / sampling,
+            "--model",
+            tiny_bert,
+            "--epochs",
+            2,
+            "--batch-size",
+            8,
+            "--quiet",
+            "--task-sampling",
+            sampling,
+        )
+        assert code == 0, err
+        meta = json.loads((out / sampling / "mtl.json").read_text())
+        assert meta["tasks"] == {
+            "topic": ["business", "film", "sports"],
+            "sentiment": ["negative", "neutral", "positive"],
+        }
+    code, out_text, _ = run(capsys, "predict", "--checkpoint", out / "joint", "--text", "the film was great")
+    assert code == 0 and "topic=" in out_text and "sentiment=" in out_text
