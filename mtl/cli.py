@@ -306,7 +306,7 @@ def build_parser():
 
 def _cmd_sweep(args):
     from .data import load_labelled
-    from .sweep import run_sweeps, write_results
+    from .sweep import run_sweeps, summarise, write_results
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
@@ -317,6 +317,7 @@ def _cmd_sweep(args):
     for kind, payload in run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data):
         if kind == "run":
             runs.append(payload)
+            write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summarise(runs)})
             accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
             print(
                 f"[{len(runs)}] {payload['sweep']}: {payload['name']} seed {payload['seed']}: {accs} "
@@ -325,7 +326,7 @@ def _cmd_sweep(args):
                 flush=True,
             )
         else:
-            json_path, md_path = write_results(args.output, {**meta, **payload})
+            json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
             print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
 
@@ -401,6 +402,10 @@ def main(argv=None) -> int:
         return COMMANDS[args.command](args)
     except MTLError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file or folder that cannot be read or written: still one line, no traceback
+        what = f"{e.filename}: " if e.filename else ""
+        print(f"error: {what}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -98,6 +98,7 @@ def provenance(results: dict | None) -> str:
         f"From `{md_escape(results.get('command', 'python -m mtl sweep'))}`: {results.get('seeds')} seeds, "
         f"{results.get('epochs')} epochs per run, on {md_escape(str(machine.get('cpu', '?')))} "
         f"({machine.get('threads', '?')} threads). Test split, mean ± standard deviation over seeds."
+        + ("" if results.get("complete", True) else f" **Partial**: {len(results.get('runs', []))} runs so far.")
     )
 
 
