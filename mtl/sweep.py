@@ -179,8 +179,11 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None):
-    """Yields ("run", record) after each run, then ("done", summary). Identical configs run once."""
+def run_sweeps(
+    names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None, previous=()
+):
+    """Yields ("run", record) after each run, then ("done", summary). Identical configs run once, and
+    runs in `previous` (records of an earlier, interrupted sweep with the same settings) are reused."""
     available = sweep_configs()
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -188,11 +191,12 @@ def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, 
     if not 1 <= seeds <= 10:
         raise ConfigError(f"seeds must be between 1 and 10; got {seeds}")
     runs, done = [], {}
+    for r in previous:
+        cfg = r["config"]
+        done[_config_key(cfg), r["seed"]] = {k: v for k, v in r.items() if k not in ("sweep", "name", "config", "seed")}
     for sweep in names:
         for cfg in available[sweep]:
-            key = json.dumps(
-                {k: v for k, v in cfg.items() if k not in ("name", "layers_frozen", "probe_encoder")}, sort_keys=True
-            )
+            key = _config_key(cfg)
             for seed in range(seeds):
                 if stop is not None and stop.is_set():
                     return
@@ -202,6 +206,12 @@ def run_sweeps(names, seeds: int, epochs: int, train_data, val_data, test_data, 
                 runs.append(record)
                 yield "run", record
     yield "done", {"runs": runs, "summary": summarise(runs)}
+
+
+def _config_key(cfg: dict) -> str:
+    return json.dumps(
+        {k: v for k, v in cfg.items() if k not in ("name", "layers_frozen", "probe_encoder")}, sort_keys=True
+    )
 
 
 def write_results(path, payload: dict) -> tuple[Path, Path]:

@@ -84,3 +84,13 @@ def test_random_encoder_differs_from_pretrained(tiny_bert):
     assert not torch.equal(
         a.encoder.layer[0].attention.self.query.weight, b.encoder.layer[0].attention.self.query.weight
     )
+
+
+def test_an_interrupted_sweep_resumes_without_rerunning(tiny_sweeps, toy_data, monkeypatch):
+    first = [p for k, p in sweep.run_sweeps(["freeze"], 1, 1, toy_data, toy_data, toy_data) if k == "run"][:2]
+    calls = []
+    real = sweep.run_one
+    monkeypatch.setattr(sweep, "run_one", lambda *a, **k: calls.append(a[0]["name"]) or real(*a, **k))
+    events = list(sweep.run_sweeps(["freeze"], 1, 1, toy_data, toy_data, toy_data, previous=first))
+    assert [c for c in calls] == [r["name"] for r in sweep.sweep_configs()["freeze"][2:]]
+    assert events[0][1]["test"] == first[0]["test"]
