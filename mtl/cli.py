@@ -18,17 +18,24 @@ def _cmd_train(args):
 
     from .checkpoint import load_checkpoint
     from .config import ModelConfig, TrainConfig
-    from .data import load_labelled
+    from .distributed import load_data, make_accelerator, wants_accelerator
     from .freeze import parameter_counts, parse_freeze
     from .model import new_model
     from .train import train
 
     # every TrainConfig field has a --flag of the same name; TrainConfig validates the values
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
-    data = load_labelled(args.data, text_column=args.text_column)
-    val = load_labelled(args.val, text_column=args.text_column, label_sets=data.tasks) if args.val else None
+    # under torchrun / accelerate launch (or with --mixed-precision) Accelerate runs the loop; see mtl/distributed.py
+    accelerator = None
+    if wants_accelerator(args.mixed_precision):
+        accelerator = make_accelerator(args.device, args.mixed_precision)
+    main_process = accelerator is None or accelerator.is_main_process
+    say = print if main_process else (lambda *a, **k: None)  # logs and progress bars: the main process only
+    device = accelerator.device if accelerator is not None else args.device
+    data = load_data(args.data, text_column=args.text_column)
+    val = load_data(args.val, args.text_column, label_sets=data.tasks, split="validation") if args.val else None
     if args.init:
-        model = load_checkpoint(args.init, device=args.device)
+        model = load_checkpoint(args.init, device=device)
     else:
         model_config = ModelConfig(
             base_model=args.model,
@@ -38,9 +45,16 @@ def _cmd_train(args):
             head_hidden=args.head_hidden,
             normalize=args.normalize,
         )
-        model = new_model(data.tasks, model_config, device=args.device, seed=args.seed)
+        model = new_model(data.tasks, model_config, device=device, seed=args.seed)
     parse_freeze(config.freeze, model)  # fail on a bad --freeze before printing anything
-    print(
+    if accelerator is not None:
+        say(
+            f"accelerate: {accelerator.num_processes} process(es), {accelerator.distributed_type.value}, device "
+            f"{accelerator.device}, mixed precision {accelerator.mixed_precision}; each batch of {config.batch_size} "
+            f"is split across the processes",
+            file=sys.stderr,
+        )
+    say(
         f"data: {len(data)} sentences, tasks: "
         + ", ".join(f"{t} ({len(v)} labels)" for t, v in data.tasks.items())
         + (f"; validation: {len(val)}" if val else "; no validation file"),
@@ -48,20 +62,21 @@ def _cmd_train(args):
     )
     stop = threading.Event()
     bar, result = None, None
+    extra = {"accelerator": accelerator} if accelerator is not None else {}
     try:
-        for ev in train(model, data, val, config, stop=stop, output_dir=args.output):
+        for ev in train(model, data, val, config, stop=stop, output_dir=args.output, **extra):
             if ev["type"] == "start":
                 counts = parameter_counts(model)["total"]
-                print(
+                say(
                     f"frozen: {', '.join(ev['frozen']) or 'nothing'}; trainable parameters: "
                     f"{counts['trainable']:,} of {counts['total']:,}",
                     file=sys.stderr,
                 )
-                bar = tqdm(total=ev["steps"], unit="step", disable=args.quiet or ev["steps"] == 0)
+                bar = tqdm(total=ev["steps"], unit="step", disable=args.quiet or ev["steps"] == 0 or not main_process)
             elif ev["type"] == "step":
                 bar.update(1)
                 bar.set_postfix(epoch=ev["epoch"], loss=f"{ev['loss']:.3f}")
-            elif ev["type"] == "eval":
+            elif ev["type"] == "eval" and main_process:
                 line = "  ".join(
                     f"{t}: acc {m['accuracy']:.3f} F1 {m['macro_f1']:.3f}" for t, m in ev["metrics"].items()
                 )
@@ -69,7 +84,7 @@ def _cmd_train(args):
                     f"epoch {ev['epoch']} step {ev['step']}: {line}" + ("  (best)" if ev["best"] else "")
                 )
             elif ev["type"] == "error":
-                print(f"error: {ev['message']}", file=sys.stderr)
+                say(f"error: {ev['message']}", file=sys.stderr)
             elif ev["type"] == "done":
                 result = ev
     except KeyboardInterrupt:
@@ -77,15 +92,17 @@ def _cmd_train(args):
     finally:
         if bar:
             bar.close()
+    if accelerator is not None:
+        accelerator.end_training()  # leaves the process group
     if result is None:
         return 1
     if result["eval_only"]:
-        print(result["message"], file=sys.stderr)
-    elif result["checkpoint"] is None and args.output:
+        say(result["message"], file=sys.stderr)
+    elif result["checkpoint"] is None and args.output and main_process:
         from .checkpoint import save_checkpoint
 
         result["checkpoint"] = str(save_checkpoint(model, args.output, config, dtype=config.save_dtype))
-    print(
+    say(
         f"done in {result['seconds']:.1f}s, {result['steps']} steps"
         + (f"; checkpoint: {result['checkpoint']}" if result["checkpoint"] else ""),
         file=sys.stderr,
@@ -204,8 +221,17 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a multi-task model on CSV/JSONL files")
-    t.add_argument("--data", nargs="+", required=True, metavar="FILE", help="training files (text + a column per task)")
-    t.add_argument("--val", metavar="FILE", help="validation file; the best epoch on it is kept")
+    t.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="SOURCE",
+        help="training files (text + a column per task), or one Hugging Face dataset: hf:NAME[:SPLIT] or a "
+        "save_to_disk folder (DIR or DIR:SPLIT; needs the datasets package)",
+    )
+    t.add_argument(
+        "--val", metavar="SOURCE", help="validation file or dataset (default split: validation); best epoch kept"
+    )
     t.add_argument("--output", required=True, metavar="DIR", help="checkpoint directory to write")
     t.add_argument(
         "--freeze",
@@ -245,6 +271,18 @@ def build_parser():
     t.add_argument("--dropout", type=float, default=mc.dropout)
     t.add_argument("--head-hidden", type=int, default=mc.head_hidden, help="hidden layer size in each head (0 = none)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--grad-accum",
+        type=int,
+        default=tc.grad_accum,
+        help="run each process's share of a batch as N micro-batches (same update, less memory)",
+    )
+    t.add_argument(
+        "--mixed-precision",
+        choices=("no", "bf16", "fp16"),
+        default=None,
+        help="mixed precision through Accelerate (fp16 needs a GPU); default: accelerate launch's setting",
+    )
 
     e = sub.add_parser("eval", help="accuracy, macro-F1 and confusion matrix per task")
     e.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
@@ -281,6 +319,7 @@ def build_parser():
     sw.add_argument("--train", default="data/train.csv")
     sw.add_argument("--val", default="data/val.csv")
     sw.add_argument("--test", default="data/test.csv")
+    sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same seeds/epochs)")
     sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
 
     lg = sub.add_parser("logme", help="rank encoders, pooling modes and layers by LogME, without training")
@@ -314,7 +353,16 @@ def _cmd_sweep(args):
     command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
     meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "machine": _machine()}
     runs = []
-    for kind, payload in run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data):
+    previous = []
+    if args.resume and Path(args.output).is_file():
+        import json as _json
+
+        earlier = _json.loads(Path(args.output).read_text(encoding="utf-8"))
+        if (earlier.get("seeds"), earlier.get("epochs")) == (args.seeds, args.epochs):
+            previous = earlier.get("runs", [])
+            print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
+    runs_iter = run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data, previous=previous)
+    for kind, payload in runs_iter:
         if kind == "run":
             runs.append(payload)
             write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summarise(runs)})

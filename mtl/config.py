@@ -89,6 +89,9 @@ class TrainConfig(_JSONMixin):
     loss_weighting: str = "equal"  # equal | uncertainty (learned per-task weights, Kendall et al. 2018)
     cache: bool = True  # compute frozen-part outputs once instead of every epoch (mtl/cache.py)
     precision: str = "fp32"  # fp32 | bf16 (autocast, where the CPU or GPU supports it)
+    # gradient accumulation: each process's share of a batch runs as N micro-batches, gradients summed before
+    # the step: the same update as N=1 with 1/N of the activation memory (batch_size stays the global batch)
+    grad_accum: int = 1
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -106,6 +109,7 @@ class TrainConfig(_JSONMixin):
         _check_number("patience", self.patience, 0, integer=True)
         _check_choice("save_dtype", self.save_dtype, ("float32", "float16", "bfloat16"))
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_number("grad_accum", self.grad_accum, 1, 4096, integer=True)
         _check_choice("loss_weighting", self.loss_weighting, ("equal", "uncertainty"))
         if not isinstance(self.cache, bool):
             raise ConfigError(f"cache must be true or false; got {self.cache!r}")

@@ -7,6 +7,9 @@ Events are dicts with a "type":
   eval   {step, epoch, metrics (per task: accuracy, macro_f1, loss, n), score, best}
   error  {message}                      (e.g. a non-finite loss: the last good weights are kept)
   done   {best_metrics, best_score, checkpoint, stopped, steps, seconds, eval_only}
+
+With an `accelerator` (torchrun / accelerate launch, see mtl/distributed.py) every process runs this
+generator on its share of each batch and yields the same events; only the main process saves.
 """
 
 import math
@@ -17,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .cache import build_caches, cached_logits, head_probs
-from .checkpoint import save_checkpoint
 from .config import TrainConfig
+from .distributed import Sharding
 from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
@@ -92,15 +95,20 @@ def _restore(model, snapshot):
             params[n].copy_(value)
 
 
-def train(model, train_data, val_data=None, config: TrainConfig | None = None, stop=None, output_dir=None):
-    """Train `model` in place, yielding events. `stop` is anything with is_set() (threading.Event)."""
+def train(
+    model, train_data, val_data=None, config: TrainConfig | None = None, stop=None, output_dir=None, accelerator=None
+):
+    """Train `model` in place, yielding events. `stop` is anything with is_set() (threading.Event).
+    `accelerator` (accelerate.Accelerator): this process is one of several, see mtl/distributed.py."""
     config = config or TrainConfig()
     t0 = time.perf_counter()
+    dist = Sharding(accelerator, config.grad_accum)  # inactive (the plain loop) without accelerator or grad_accum
+    dist.place(model)
     frozen = parse_freeze(config.freeze, model)
     apply_freeze(model, frozen)
     y = label_matrix(model, train_data)
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed + dist.rank)  # the seed itself in one process; each process its own dropout
     steps_per_epoch = len(
         epoch_plan(y, config.batch_size, config.task_sampling, np.random.default_rng(0), config.temperature)
     )
@@ -118,7 +126,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     cache, val_cache = None, None
 
     def run_eval(step, epoch):
-        probs = head_probs(model, val_cache) if val_cache is not None else None
+        probs = head_probs(model, val_cache) if val_cache is not None else dist.val_probs(model, val_data.texts)
         metrics = evaluate(model, val_data, probs=probs)
         return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
 
@@ -152,8 +160,10 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         if event:
             yield event
     device_type = model.device.type
+    autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     lr_factor = warmup_linear(total_steps, config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    forward, optimizer = dist.prepare(model, optimizer, train_data.texts, cache, y, config.task_sampling)
     trainable = [p for p in model.parameters() if p.requires_grad]
     encoder_trainable = [
         (n, p)
@@ -172,8 +182,7 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
         ev["best"] = ev["score"] > best_score
         if ev["best"]:
             if output_dir is not None:  # save first: a half-precision save rounds the weights it stores
-                metrics = {"validation": ev["metrics"]}
-                checkpoint = str(save_checkpoint(model, output_dir, config, frozen, metrics, dtype=config.save_dtype))
+                checkpoint = dist.save(model, output_dir, config, frozen, {"validation": ev["metrics"]})
             best_score, best_metrics, best_state = ev["score"], ev["metrics"], _snapshot(model)
             evals_since_best = 0
         else:
@@ -183,23 +192,26 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     for epoch in range(1, config.epochs + 1):
         plan = epoch_plan(y, config.batch_size, config.task_sampling, rng, config.temperature, lengths)
         for tasks, idx in plan:
-            if stop is not None and stop.is_set():
+            if dist.stopped(stop):
                 stopped = True
                 break
             ts = time.perf_counter()
             set_train_mode(model, frozen)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                logits = cached_logits(model, train_data.texts, idx, tasks, cache)
-            losses = {}
-            for t in tasks:
-                target = torch.as_tensor(y[t][idx], device=model.device)
-                mask = target >= 0
-                if mask.any():
-                    losses[t] = F.cross_entropy(logits[t][mask].float(), target[mask])
-            if log_vars is None:
-                loss = sum(losses.values())
+            if forward is not None:  # this process's share of the batch, forward and backward (mtl/distributed.py)
+                loss, losses = dist.forward_backward(forward, y, idx, tasks, log_vars, autocast)
             else:
-                loss = sum(torch.exp(-log_vars[t]) * v + log_vars[t] for t, v in losses.items())
+                with autocast():
+                    logits = cached_logits(model, train_data.texts, idx, tasks, cache)
+                losses = {}
+                for t in tasks:
+                    target = torch.as_tensor(y[t][idx], device=model.device)
+                    mask = target >= 0
+                    if mask.any():
+                        losses[t] = F.cross_entropy(logits[t][mask].float(), target[mask])
+                if log_vars is None:
+                    loss = sum(losses.values())
+                else:
+                    loss = sum(torch.exp(-log_vars[t]) * v + log_vars[t] for t, v in losses.items())
             weights = {t: math.exp(-s.item()) for t, s in log_vars.items()} if log_vars else None
             if not torch.isfinite(loss):
                 _restore(model, last_good)
@@ -211,12 +223,13 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
                     f"{step + 1}; training stopped and the last good weights were kept (try a lower learning rate)",
                 }
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if forward is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if step == 0:  # remember which encoder weights a run changes; checkpoints store only those
                 model.trained_params.update(n for n, p in encoder_trainable if p.grad is not None)
             if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                dist.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -249,7 +262,8 @@ def train(model, train_data, val_data=None, config: TrainConfig | None = None, s
     if best_state is not None:
         _restore(model, best_state)
     elif output_dir is not None and step > 0:  # no validation data: keep the final weights
-        checkpoint = str(save_checkpoint(model, output_dir, config, frozen, dtype=config.save_dtype))
+        checkpoint = dist.save(model, output_dir, config, frozen)
+    dist.wait()  # every process reports done once the checkpoint is written
     model.eval()
     yield {
         "type": "done",
