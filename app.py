@@ -1,18 +1,23 @@
-"""The mtl app: python app.py [--host H] [--port P] [--share] [--checkpoint DIR]
+"""The mtl app: python app.py [--host H] [--port P] [--share] [--public] [--checkpoint DIR]
 
 Layout and wiring only; everything the app computes comes from mtl (mtl/ui*.py)."""
 
 import argparse
 import os
 import sys
+import tempfile
+import threading
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
-from mtl import ui, ui_embed, ui_freeze, ui_text, ui_train  # noqa: E402
+from mtl import ui, ui_embed, ui_experiments, ui_freeze, ui_text, ui_train  # noqa: E402
 from mtl.config import DEVICES  # noqa: E402
+from mtl.data import fmt_bytes  # noqa: E402
 from mtl.errors import MTLError  # noqa: E402
 
 THEME = gr.themes.Soft(
@@ -23,7 +28,63 @@ THEME = gr.themes.Soft(
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
 )
 CSS = ui_text.APP_CSS + ui_embed.HEATMAP_CSS
-LAUNCH_OPTIONS = {"theme": THEME, "css": CSS, "footer_links": ["api"], "max_file_size": "5mb"}
+PREDICT_BATCH = 16  # predictions that queue up together run as one forward pass (Gradio's batch=True)
+PREDICT_CONCURRENCY = 1  # batches at once: one, so waiting requests gather into the next batch
+
+
+def blocked_paths() -> list[str]:
+    """Gradio serves only its own upload and cache folders (allowed_paths stays empty). The project folder
+    is blocked too, so no setting can ever expose the code, the data or the checkpoints; where Gradio's
+    folder lies inside the project (GRADIO_TEMP_DIR), its sensitive subfolders are blocked instead."""
+    root = ui.ROOT.resolve()
+    cache = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+    if cache == root or root in cache.parents:
+        return [str(root / d) for d in ("checkpoints", "data", "mtl", "tests", "bench", ".git")]
+    return [str(root)]
+
+
+class BodyLimit:
+    """ASGI middleware: refuses request bodies over `limit` bytes (413) before Gradio parses them, so one
+    API call cannot make the server read megabytes of JSON. File uploads have their own cap (max_file_size)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].endswith("/upload"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
+            return await send({"type": "http.response.body", "body": b"Request body too large"})
+        seen = 0
+
+        async def counted():  # a body sent in chunks without a length is cut off at the limit too
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if seen > self.limit else message
+
+        return await self.app(scope, counted, send)
+
+
+MAX_REQUEST_BYTES = 2_000_000  # the longest text box (200,000 characters) as JSON, with room to spare
+LAUNCH_OPTIONS = {
+    "theme": THEME,
+    "css": CSS,
+    "footer_links": ["api"],
+    "max_file_size": "5mb",
+    "allowed_paths": [],
+    "blocked_paths": blocked_paths(),
+}
+
+
+def launch_options() -> dict:
+    """demo.launch(**launch_options()): LAUNCH_OPTIONS plus the request-size limit (a fresh dict each
+    time: Gradio adds to app_kwargs at every launch)."""
+    return {**LAUNCH_OPTIONS, "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]}}
+
+
 TASK_COLORS = ["#6366f1", "#f59e0b", "#10b981", "#ef4444", "#0ea5e9", "#a855f7"]
 LABEL_COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
 
@@ -37,13 +98,19 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
     default_frozen = ui_freeze.frozen_for_preset(ctx, "bottom", default_k)
 
     def warn(e) -> str:
+        if not isinstance(e, MTLError):  # a bug or a damaged file: a message for the user, the details in the log
+            ui.log_exception("handling a request")
+            e = f"Something went wrong ({type(e).__name__}); the app keeps running. The details are in its log."
         gr.Warning(str(e))
         return f"⚠ {ui.md_escape(str(e))}"
+
+    def predict_info(r) -> str:
+        return ui.timing_markdown(r, ctx) + "".join(f"  \n⚠ {ui.md_escape(n)}" for n in r["notes"])
 
     def show_model(choice, session):
         try:
             return ctx.model_info(choice, session)
-        except MTLError as e:
+        except Exception as e:
             return warn(e)
 
     def refresh_models(choice, session):
@@ -54,7 +121,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
     def embed(text, pooling, choice, session):
         try:
             r = ui_embed.embed_sentences(ctx, text, pooling, choice, session)
-        except MTLError as e:
+        except Exception as e:
             return gr.skip(), gr.skip(), gr.skip(), warn(e)
         for note in r["notes"]:
             gr.Warning(note)
@@ -68,16 +135,36 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
     def predict(text, choice, session):
         try:
             r = ui.predict_text(ctx, text, choice, session)
-        except MTLError as e:
+        except Exception as e:
             return (*[gr.skip()] * len(tasks), warn(e))
         for note in r["notes"]:
             gr.Warning(note)
-        return (*[r["probs"].get(t) for t in tasks], ui.timing_markdown(r, ctx))
+        return (*[r["probs"].get(t) for t in tasks], predict_info(r))
+
+    def predict_many(texts, choices, request: gr.Request):
+        """Predict, batched by Gradio: one forward pass for every request waiting in the queue. The
+        session's model is found by its session hash (a batch carries one gr.Request per request)."""
+        requests = request if isinstance(request, list) else [request] * len(texts)
+        sessions = [ctx.session_for(getattr(r, "session_hash", None)) for r in requests]
+        try:
+            results = ui.predict_many(ctx, list(zip(texts, choices, sessions)))
+        except Exception as e:
+            ui.log_exception("predicting")
+            results = [ui.UIError(f"Something went wrong ({type(e).__name__}); the app keeps running.")] * len(texts)
+        columns = [[] for _ in range(len(tasks) + 1)]
+        for r in results:
+            if isinstance(r, Exception):
+                values = [None] * len(tasks) + [f"⚠ {ui.md_escape(str(r))}"]
+            else:
+                values = [r["probs"].get(t) for t in tasks] + [predict_info(r)]
+            for column, value in zip(columns, values):
+                column.append(value)
+        return columns
 
     def predict_batch(path, choice, session):
         try:
             r = ui.predict_file(ctx, path, choice, session)
-        except MTLError as e:
+        except Exception as e:
             return gr.skip(), gr.skip(), warn(e)
         return gr.update(value=r["table"], visible=True), gr.update(value=r["csv"], visible=True), r["status"]
 
@@ -96,13 +183,17 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
         k_update = gr.update(visible=show_k) if k is None else gr.update(visible=show_k, value=k)
         return preset, k_update, summary
 
-    def prepare(session):
+    def prepare(session, request: gr.Request):
+        ctx.register(getattr(request, "session_hash", None), session)
         try:
             return ui_train.prepare_run(session)
         except MTLError as e:
             raise gr.Error(str(e)) from None  # and the run itself is not queued (.success below)
 
-    def train(session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences):
+    def train(
+        session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences, request: gr.Request
+    ):
+        ctx.register(getattr(request, "session_hash", None), session)  # so batched predictions find its model
         args = (choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences)
         try:
             for u in ui_train.run_training(ctx, session, *args):
@@ -116,6 +207,20 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             session.pending = False
             yield gr.skip(), gr.skip(), gr.skip(), warn(e), gr.skip(), gr.skip()
 
+    def live_sweep(sweep_name, sentences, epochs, session):
+        session.sweep_stop = threading.Event()
+        try:
+            yield from ui_experiments.run_live_sweep(ctx, sweep_name, sentences, epochs, session.sweep_stop)
+        except MTLError as e:
+            yield warn(e), gr.skip()
+
+    def stop_sweep(session):
+        event = getattr(session, "sweep_stop", None)
+        if event is None:
+            return "No sweep is running."
+        event.set()
+        return "Stopping after the current run."
+
     def stop(session):
         if not (session.running or session.pending):
             gr.Info("No training run to stop.")
@@ -125,7 +230,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
     def save(name, choice, session):
         try:
             saved = ui_train.save_session_model(ctx, session, name)
-        except MTLError as e:
+        except Exception as e:
             return warn(e), gr.skip()
         where = os.path.relpath(ctx.saved_dir / saved, ui.ROOT)
         status = (
@@ -172,7 +277,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                             ui.EMBED_EXAMPLE,
                             lines=9,
                             max_lines=16,
-                            label=f"Sentences, one per line (up to {ui_embed.MAX_EMBED_SENTENCES})",
+                            label=f"Sentences, one per line (up to {ctx.limits.embed_sentences})",
                         )
                         pooling = gr.Radio(
                             [("mean", "mean"), ("CLS", "cls"), ("max", "max")],
@@ -240,7 +345,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                         file_in = gr.File(
                             file_types=list(ui.BATCH_TYPES),
                             label=f".csv or .jsonl with a text column, or .txt with one sentence per line "
-                            f"(up to {ui.MAX_BATCH_ROWS:,} sentences, {ui.MAX_UPLOAD_BYTES // 1_000_000} MB)",
+                            f"(up to {ctx.limits.batch_rows:,} sentences, {fmt_bytes(ctx.limits.upload_bytes)})",
                             height=140,
                         )
                         batch_btn = gr.Button("Predict the file")
@@ -291,13 +396,16 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                         )
                         trainable = gr.Markdown(ui_freeze.trainable_summary(ctx, default_frozen), container=True)
                         with gr.Row():
-                            epochs = gr.Slider(1, ui_train.MAX_EPOCHS, value=2, step=1, label="Epochs")
+                            epochs = gr.Slider(
+                                1, ctx.limits.max_epochs, value=2, step=1, label="Epochs", elem_id="train-epochs"
+                            )
                             sentences = gr.Slider(
                                 ui_train.MIN_SENTENCES,
-                                len(train_data),
-                                value=len(train_data),
+                                ui_train.max_sentences(ctx),
+                                value=ui_train.max_sentences(ctx),
                                 step=32,
                                 label="Training sentences",
+                                elem_id="train-sentences",
                             )
                         batch_size = gr.Radio(
                             list(ui_train.BATCH_SIZES), value=32, label="Batch size", elem_id="batch-size"
@@ -347,7 +455,71 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                         save_status = gr.Markdown()
 
             with gr.Tab("Experiments", id="experiments"):
+                results = ui_experiments.load_results()
                 gr.Markdown(ui_text.EXPERIMENTS_NOTE)
+                gr.Markdown(ui_experiments.provenance(results), elem_classes="muted")
+                with gr.Tabs():
+                    for sweep_name, title in ui_experiments.SWEEP_TITLES.items():
+                        with gr.Tab(title):
+                            gr.Markdown(ui_text.SWEEP_NOTES[sweep_name])
+                            if sweep_name == "layers":
+                                gr.LinePlot(
+                                    ui_experiments.layer_curve(results),
+                                    x="layers frozen (K)",
+                                    y="macro-F1",
+                                    color="task",
+                                    title="Test macro-F1 against layers frozen (-1: none)",
+                                    height=280,
+                                )
+                            with gr.Row():
+                                bar_data = ui_experiments.bars(results, sweep_name)
+                                for task in tasks:
+                                    gr.BarPlot(
+                                        bar_data[bar_data["task"] == task],
+                                        x="setting",
+                                        y="accuracy",
+                                        title=f"{task}: test accuracy",
+                                        y_lim=[0, 1],
+                                        x_label_angle=-20,
+                                        sort=None,
+                                        height=260,
+                                    )
+                            with gr.Row():
+                                cost = ui_experiments.costs(results, sweep_name)
+                                gr.BarPlot(
+                                    cost,
+                                    x="setting",
+                                    y="trainable params (millions)",
+                                    x_label_angle=-20,
+                                    title="Trainable parameters",
+                                    sort=None,
+                                    height=240,
+                                )
+                                gr.BarPlot(
+                                    cost,
+                                    x="setting",
+                                    y="train time (s)",
+                                    x_label_angle=-20,
+                                    title="Training time",
+                                    sort=None,
+                                    height=240,
+                                )
+                            gr.Dataframe(ui_experiments.results_table(results, sweep_name), wrap=True)
+                    with gr.Tab("LogME (no training)"):
+                        gr.Markdown(ui_text.SWEEP_NOTES["logme"])
+                        gr.Dataframe(ui_experiments.logme_table(), wrap=True)
+                gr.Markdown("### Run a small sweep yourself")
+                with gr.Row():
+                    live_sweep_name = gr.Dropdown(list(ui_experiments.SWEEP_TITLES), value="freeze", label="Sweep")
+                    live_sentences = gr.Slider(
+                        64, ui_experiments.LIVE_MAX_SENTENCES, value=128, step=64, label="Training sentences"
+                    )
+                    live_epochs = gr.Slider(1, ui_experiments.LIVE_MAX_EPOCHS, value=1, step=1, label="Epochs")
+                with gr.Row():
+                    live_btn = gr.Button("Run the sweep", variant="primary")
+                    live_stop_btn = gr.Button("Stop")
+                live_status = gr.Markdown()
+                live_table = gr.Dataframe(wrap=True)
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ui_text.about_markdown(ctx))
@@ -362,8 +534,9 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
         demo.load(embed, [emb_text, pooling, picker, session], emb_outputs, api_name="embed_on_load")
 
         pred_outputs = [*label_boxes, pred_info]
-        pred_btn.click(predict, [pred_text, picker, session], pred_outputs, api_name="predict")
-        pred_text.submit(predict, [pred_text, picker, session], pred_outputs, api_name="predict_submit")
+        batched = {"batch": True, "max_batch_size": PREDICT_BATCH, "concurrency_limit": PREDICT_CONCURRENCY}
+        pred_btn.click(predict_many, [pred_text, picker], pred_outputs, api_name="predict", **batched)
+        pred_text.submit(predict_many, [pred_text, picker], pred_outputs, api_name="predict_submit", **batched)
         examples.load_input_event.then(predict, [pred_text, picker, session], pred_outputs, api_name="predict_example")
         demo.load(predict, [pred_text, picker, session], pred_outputs, api_name="predict_on_load")
         batch_outputs = [batch_table, file_out, batch_status]
@@ -385,15 +558,29 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             train_inputs,
             [progress, loss_plot, val_table, train_status, picker, model_info],
             api_name="train",
-            concurrency_limit=training_slots,
+            concurrency_limit=min(training_slots, ctx.limits.training_slots or training_slots),
             concurrency_id="train",
             show_progress_on=[progress],
         )
         stop_btn.click(stop, session, train_status, api_name="stop", concurrency_limit=None)
+        live_btn.click(
+            live_sweep,
+            [live_sweep_name, live_sentences, live_epochs, session],
+            [live_status, live_table],
+            api_name="sweep",
+            concurrency_limit=training_slots,
+            concurrency_id="train",
+        )
+        live_stop_btn.click(stop_sweep, session, live_status, api_name="stop_sweep", concurrency_limit=None)
         save_btn.click(save, [save_name, picker, session], [save_status, picker], api_name="save_model")
 
-    demo.queue(default_concurrency_limit=2)
+    demo.queue(default_concurrency_limit=2, max_size=ctx.limits.queue_size)
     return demo
+
+
+def is_public(args) -> bool:
+    """Public-link limits (mtl.ui.PUBLIC_LIMITS): asked for, implied by a share link, or on a Space."""
+    return bool(args.public or args.share or os.environ.get("SPACE_ID"))
 
 
 def main(argv=None) -> int:
@@ -404,17 +591,24 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=str(ui.DEFAULT_CHECKPOINT), help="the model the app opens on")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: a GPU when there is one")
     p.add_argument("--training-slots", type=int, default=1, help="training runs at once; the rest wait in a queue")
+    p.add_argument(
+        "--public",
+        action="store_true",
+        help="the stricter limits of a public demo (see README); implied by --share and on a Hugging Face Space",
+    )
     args = p.parse_args(argv)
+    public = is_public(args)
     try:
-        ctx = ui.AppContext(args.checkpoint, device=args.device)
+        ctx = ui.AppContext(args.checkpoint, device=args.device, public=public)
         demo = build_demo(ctx, training_slots=max(1, args.training_slots))
     except MTLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"mtl app: model {args.checkpoint} on the {ui.device_name(ctx)}", file=sys.stderr)
+    limits = "public-link limits" if public else "local limits"
+    print(f"mtl app: model {args.checkpoint} on the {ui.device_name(ctx)}, {limits}", file=sys.stderr)
     try:
         demo.launch(
-            server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **LAUNCH_OPTIONS
+            server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **launch_options()
         )
     except OSError as e:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)

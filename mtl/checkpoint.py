@@ -167,9 +167,27 @@ def read_meta(directory) -> dict:
     for key, kind in required.items():
         if not isinstance(meta.get(key), kind):
             raise CheckpointError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    if meta.get("format_version", 1) != 1:
+        raise CheckpointError(
+            f"{path}: format_version {meta.get('format_version')!r} is not supported (this version reads 1)"
+        )
     for task, labels in meta["tasks"].items():
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise CheckpointError(f"{path}: labels of task {task!r} must be a list of strings")
+    if not all(isinstance(n, str) for n in meta["encoder_params"]):
+        raise CheckpointError(f"{path}: field 'encoder_params' must be a list of strings")
+    if not all(isinstance(v, str) for v in meta["sha256"].values()):
+        raise CheckpointError(f"{path}: field 'sha256' must map file names to hex strings")
+    optional = {
+        "base_model_sha256": (str, type(None)),
+        "train": (dict, type(None)),
+        "metrics": (dict,),
+        "freeze": (list,),
+    }
+    for key, kinds in optional.items():
+        if key in meta and not isinstance(meta[key], kinds):
+            names = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise CheckpointError(f"{path}: field {key!r} must be a {names}")
     try:
         meta["model"] = ModelConfig.from_dict(meta["model"])
     except ConfigError as e:
@@ -205,6 +223,7 @@ def load_checkpoint(directory, device="auto"):
     config: ModelConfig = meta["model"]
     dev = resolve_device(device) if isinstance(device, str) else device
     base = str(directory.resolve()) if config.base_model == SELF else config.base_model
+    _refuse_pickled_base(directory, base)
     build_config = ModelConfig(**{**config.to_dict(), "base_model": base})
     heads = _load_weights(directory, meta, "heads")
     encoder_delta = _load_weights(directory, meta, "encoder")
@@ -233,6 +252,26 @@ def load_checkpoint(directory, device="auto"):
     model.trained_params = set(encoder_delta)
     model.checkpoint_meta = meta
     return model.to(dev).eval()
+
+
+def _refuse_pickled_base(directory: Path, base: str) -> None:
+    """A checkpoint names its base model; a local base model directory must hold safetensors weights.
+    Weights only in pickle-based files (pytorch_model.bin, *.pt, *.ckpt) are refused: loading a pickle can
+    run code, and nothing this project loads is ever a pickle."""
+    from .encoder import resolve_base_model
+
+    try:
+        path = Path(resolve_base_model(base))
+    except MTLError:
+        return  # the encoder build reports it
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for ext in ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl") for p in path.glob(ext))
+    if pickled:
+        raise CheckpointError(
+            f"{directory}: its base model {base!r} has weights only in pickle files ({', '.join(pickled)}); "
+            "only safetensors weights are loaded"
+        )
 
 
 def _load_heads(directory, model, meta, heads):

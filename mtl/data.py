@@ -47,12 +47,22 @@ class Dataset:
 
 def _decode(path: Path, raw: bytes) -> str:
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(
             f"{path}: line {line}: not valid UTF-8 (byte {raw[e.start]:#04x}); save the file as UTF-8"
         ) from None
+    if "\x00" in text:  # valid UTF-8, but no text file has NUL bytes: UTF-16 without a BOM, or binary
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError(
+            f"{path}: line {line}: a NUL byte: this is a binary file or UTF-16 text, not UTF-8; save the file as UTF-8"
+        )
+    return text
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else (f"{n / 1e3:.0f} KB" if n >= 1e3 else f"{n} bytes")
 
 
 def read_text(path, max_bytes: int | None = None) -> str:
@@ -61,7 +71,7 @@ def read_text(path, max_bytes: int | None = None) -> str:
         raise DataError(f"{path}: no such file")
     size = path.stat().st_size
     if max_bytes is not None and size > max_bytes:
-        raise DataError(f"{path}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit")
+        raise DataError(f"{path}: file is {fmt_bytes(size)}, over the {fmt_bytes(max_bytes)} limit")
     return _decode(path, path.read_bytes())
 
 

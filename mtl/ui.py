@@ -6,12 +6,16 @@ mtl/ui_train.py.
 Errors a user can fix raise UIError (an MTLError): the app shows the message, never a traceback."""
 
 import copy
+import dataclasses
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import traceback
+import unicodedata
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -36,6 +40,42 @@ MAX_BATCH_ROWS = 1000
 MAX_UPLOAD_BYTES = 1_000_000
 BATCH_TYPES = (".csv", ".jsonl", ".txt")
 CACHED_MODELS = 3  # saved checkpoints kept loaded, shared read-only by all sessions
+# names a saved model may not take: the shipped model, and device names Windows cannot create as folders
+RESERVED_NAMES = {DEFAULT_MODEL, "con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt") for i in range(10))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request or one visitor may cost. LOCAL_LIMITS for `python app.py`; PUBLIC_LIMITS for
+    a public link or a Space (`python app.py --public`, implied by --share and by SPACE_ID)."""
+
+    sentence_chars: int = MAX_SENTENCE_CHARS  # per sentence (longer input is cut, with a note)
+    input_chars: int = MAX_INPUT_CHARS  # a whole text box (the Embeddings box refuses more)
+    embed_sentences: int = 32  # sentences compared at once in the Embeddings tab
+    batch_rows: int = MAX_BATCH_ROWS  # sentences in an uploaded file
+    upload_bytes: int = MAX_UPLOAD_BYTES  # bytes of an uploaded file
+    max_epochs: int = 5  # epochs per training run
+    train_sentences: int | None = None  # training sentences per run (None: all of data/train.csv)
+    train_seconds: float = 15 * 60  # a run is stopped (the model kept) after this long
+    training_slots: int | None = None  # training runs at once (None: --training-slots)
+    queue_size: int | None = None  # requests waiting in Gradio's queue (None: no limit)
+    session_models: int = 8  # sessions that keep a trained model in memory; the oldest is released
+    saved_models: int = 25  # models saved under a name in the model folder
+
+
+LOCAL_LIMITS = Limits()
+PUBLIC_LIMITS = Limits(
+    embed_sentences=16,
+    batch_rows=200,
+    upload_bytes=200_000,
+    max_epochs=3,
+    train_sentences=640,
+    train_seconds=5 * 60,
+    training_slots=1,
+    queue_size=64,
+    session_models=4,
+    saved_models=10,
+)
 
 EMBED_EXAMPLE = """The striker scored twice as the home side won the cup final.
 A late goal from the captain sealed the championship for the visitors.
@@ -60,6 +100,7 @@ class Session:
         self.stop = threading.Event()
         self.running = False  # a run is executing
         self.pending = False  # Start was pressed; the run may still wait in the queue
+        self.released = False  # its trained model was released to keep the app's memory bounded
 
     def __deepcopy__(self, memo):
         """gr.State deep-copies its initial value for every new browser session: a copy of a session
@@ -81,6 +122,7 @@ class AppContext:
         max_train_seconds: float = 15 * 60,
         val_rows: int | None = None,
         update_seconds: float = 0.5,
+        public: bool = False,
     ):
         from .device import resolve_device
 
@@ -90,7 +132,8 @@ class AppContext:
         self.tasks = dict(self.default_model.tasks)
         self.saved_dir = Path(saved_dir)
         self.data_dir = Path(data_dir)
-        self.max_train_seconds = max_train_seconds
+        self.limits = PUBLIC_LIMITS if public else LOCAL_LIMITS  # the one switch for every cap
+        self.max_train_seconds = max_train_seconds  # and at most limits.train_seconds
         self.val_rows = val_rows  # validate on the first N rows only (tests); None = all
         # a browser redraws the loss plot on every update: at most one per this many seconds
         self.update_seconds = update_seconds
@@ -99,6 +142,52 @@ class AppContext:
         self._model_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.save_lock = threading.Lock()
         self._data = None
+        # sessions holding a trained model, oldest first: at most limits.session_models are kept
+        self._trained: OrderedDict = OrderedDict()
+        # Gradio session hash -> Session, for handlers that get a gr.Request but no gr.State (batched ones)
+        self._sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._last_request = -1e9  # time.monotonic() of the last prediction or embedding request
+
+    def note_request(self) -> None:
+        """A prediction or embedding request arrived: training runs yield to these (see serving)."""
+        self._last_request = time.monotonic()
+
+    def serving(self, window: float = 1.0) -> bool:
+        """True while visitors are asking for predictions or embeddings (one in the last `window` s)."""
+        return time.monotonic() - self._last_request < window
+
+    @property
+    def public(self) -> bool:
+        return self.limits is PUBLIC_LIMITS
+
+    # sessions
+
+    def register(self, key, session: "Session") -> None:
+        """Remember which Session a Gradio session hash holds (see session_for)."""
+        if key and session is not None:
+            with self._lock:
+                self._sessions[key] = session
+
+    def session_for(self, key) -> "Session | None":
+        with self._lock:
+            return self._sessions.get(key) if key else None
+
+    def adopt(self, session: "Session", model, run: dict) -> None:
+        """Make `model` the session's trained model. Memory stays bounded: when more than
+        limits.session_models sessions hold one, the least recently trained session's model is released
+        (that session is told so when it next uses it)."""
+        released = []
+        with self._lock:
+            session.model, session.run, session.released = model, run, False
+            self._trained.pop(id(session), None)
+            self._trained[id(session)] = weakref.ref(session)
+            while len(self._trained) > self.limits.session_models:
+                _, ref = self._trained.popitem(last=False)
+                old = ref()
+                if old is not None and old is not session:
+                    released.append(old)
+            for old in released:
+                old.model, old.run, old.released = None, None, True
 
     def fresh_dir(self) -> Path:
         """A new directory for a file the app hands out; those older than an hour are removed."""
@@ -141,6 +230,12 @@ class AppContext:
         if not choice or choice == DEFAULT_MODEL:
             return self.default_model, DEFAULT_MODEL
         if choice == SESSION_MODEL:
+            if session is not None and session.model is None and session.released:
+                raise UIError(
+                    "Your trained model was released to free memory: this app keeps the "
+                    f"{self.limits.session_models} most recently trained session models. Train again (and save "
+                    "the model under a name to keep it)."
+                )
             if session is None or session.model is None:
                 raise UIError("This session has no trained model yet: train one in the Train tab.")
             return session.model, "this session's trained model"
@@ -159,6 +254,9 @@ class AppContext:
             model = load_checkpoint(path, self.device)
         except MTLError as e:
             raise UIError(f"The saved model {choice!r} cannot be loaded: {e}") from None
+        except Exception as e:  # anything else a damaged checkpoint may raise: still a message, not a crash
+            log_exception(f"loading saved model {choice!r}")
+            raise UIError(f"The saved model {choice!r} cannot be loaded ({type(e).__name__}: {e}).") from None
         with self._lock:
             self._cache[key] = model
             while len(self._cache) > CACHED_MODELS:
@@ -192,17 +290,30 @@ class AppContext:
             metrics = run.get("metrics")
         else:
             meta = getattr(model, "checkpoint_meta", {}) or {}
-            train = meta.get("train") or {}
+            train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
             kind = "the shipped model" if name == DEFAULT_MODEL else "a saved model"
             what = f"{kind}, fine-tuned with freeze `{train.get('freeze', '?')}`"
-            metrics = (meta.get("metrics") or {}).get("validation")
+            metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+            metrics = metrics.get("validation")
         return f"**{md_escape(name)}**: {what}.  \n{accuracy_line(metrics)}"
 
 
 def accuracy_line(metrics, prefix: str = "Validation accuracy: ") -> str:
-    if not metrics:
+    scores = {}
+    if isinstance(metrics, dict):  # a checkpoint's mtl.json is user-editable: skip what is not a score
+        for task, m in metrics.items():
+            acc = m.get("accuracy") if isinstance(m, dict) else None
+            if isinstance(acc, (int, float)) and not isinstance(acc, bool):
+                scores[task] = acc
+    if not scores:
         return "No validation scores recorded."
-    return prefix + " · ".join(f"{task} {m['accuracy']:.1%}" for task, m in metrics.items())
+    return prefix + " · ".join(f"{task} {acc:.1%}" for task, acc in scores.items())
+
+
+def log_exception(what: str) -> None:
+    """An unexpected error: its traceback goes to the server's stderr; the user gets a one-line message."""
+    print(f"mtl app: unexpected error while {what}:", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
 
 
 def md_escape(text: str) -> str:
@@ -221,29 +332,70 @@ def short(text: str, n: int) -> str:
 # Predict
 
 
-def clean_sentence(text) -> tuple[str, list[str]]:
-    """One sentence to predict: refuse empty input, shorten very long input (with a note)."""
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_ASCII_ALNUM = re.compile("[A-Za-z0-9]")
+
+
+def clean_text(text, max_chars: int | None = None) -> str:
+    """Text as the model can take it: lone UTF-16 surrogates (possible through the JSON API) replaced,
+    control characters turned into spaces (tabs and line breaks kept). With max_chars, only the first
+    2 * max_chars characters are looked at, so a huge paste costs nothing."""
     text = "" if text is None else str(text)
-    if not text.strip():
+    if max_chars is not None:
+        text = text[: max_chars * 2]
+    text = _SURROGATES.sub("\ufffd", text)
+    return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
+
+
+def readable(text: str) -> bool:
+    """True when the text has a letter, digit, punctuation mark or symbol (emoji included), not only
+    spaces, control and formatting characters (zero-width spaces, byte-order marks, direction marks)."""
+    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
+
+
+def clean_sentence(text, max_chars: int = MAX_SENTENCE_CHARS) -> tuple[str, list[str]]:
+    """One sentence to predict: refuse empty or unreadable input, shorten very long input (with a note)."""
+    raw = "" if text is None else str(text)
+    if not raw.strip():
         raise UIError("Type a sentence first: the text box is empty.")
-    text, notes = text.strip(), []
-    if len(text) > MAX_SENTENCE_CHARS:
+    text, notes = clean_text(raw, max_chars).strip(), []
+    if not readable(text):
+        raise UIError(
+            "The text has no letters, digits or symbols, only spaces, control or invisible formatting "
+            "characters: type a sentence."
+        )
+    lines = raw.count("\n") + 1
+    if lines > 3:
         notes.append(
-            f"The text has {len(text):,} characters; only the first {MAX_SENTENCE_CHARS:,} are used "
+            f"The text has {lines:,} lines; Predict reads it as one text. For one prediction per line, "
+            "upload the lines as a .txt file under Batch."
+        )
+    if len(raw.strip()) > max_chars:
+        notes.append(
+            f"The text has {len(raw.strip()):,} characters; only the first {max_chars:,} are used "
             "(the model reads about the first 100 words)."
         )
-        text = text[:MAX_SENTENCE_CHARS]
+        text = text[:max_chars]
     return text, notes
 
 
-def predict_text(ctx: AppContext, text, choice, session) -> dict:
-    """{"probs": {task: {label: p}}, "top": {task: (label, p)}, "ms", "model", "notes", "text"}."""
-    text, notes = clean_sentence(text)
-    model, name = ctx.resolve(choice, session)
-    t0 = time.perf_counter()
-    with ctx.model_lock(model):
-        pred = model.predict([text])[0]
-    ms = (time.perf_counter() - t0) * 1000
+def unknown_note(model, text: str) -> str | None:
+    """A note when the model's vocabulary knows none of the text (emoji, a script it never saw)."""
+    if _ASCII_ALNUM.search(text):  # the English vocabulary has every ASCII letter and digit
+        return None
+    tok = getattr(model.encoder, "tokenizer", None)
+    if tok is None or tok.unk_token_id is None:
+        return None
+    ids = tok(text, add_special_tokens=False, truncation=True, max_length=128)["input_ids"]
+    if ids and all(i == tok.unk_token_id for i in ids):
+        return (
+            "The model knows none of these characters (emoji, or a script missing from its English "
+            "vocabulary): it sees only unknown tokens, so this prediction is a guess."
+        )
+    return None
+
+
+def _result(pred: dict, text: str, notes: list, ms: float, name: str) -> dict:
     return {
         "text": text,
         "probs": {t: p["probs"] for t, p in pred.items()},
@@ -252,6 +404,45 @@ def predict_text(ctx: AppContext, text, choice, session) -> dict:
         "model": name,
         "notes": notes,
     }
+
+
+def predict_text(ctx: AppContext, text, choice, session) -> dict:
+    """{"probs": {task: {label: p}}, "top": {task: (label, p)}, "ms", "model", "notes", "text"}."""
+    ctx.note_request()
+    text, notes = clean_sentence(text, ctx.limits.sentence_chars)
+    model, name = ctx.resolve(choice, session)
+    t0 = time.perf_counter()
+    with ctx.model_lock(model):
+        pred = model.predict([text])[0]
+    ms = (time.perf_counter() - t0) * 1000
+    note = unknown_note(model, text)
+    return _result(pred, text, notes + ([note] if note else []), ms, name)
+
+
+def predict_many(ctx: AppContext, requests) -> list:
+    """predict_text for many (text, choice, session) requests at once, as Gradio's request batching
+    hands them over: one forward pass per model serves every request that uses it. Returns, in order,
+    a result dict or the UIError for each request (one bad request never fails the others)."""
+    ctx.note_request()
+    out: list = [None] * len(requests)
+    groups: dict = {}
+    for i, (text, choice, session) in enumerate(requests):
+        try:
+            clean, notes = clean_sentence(text, ctx.limits.sentence_chars)
+            model, name = ctx.resolve(choice, session)
+        except UIError as e:
+            out[i] = e
+            continue
+        groups.setdefault(id(model), (model, name, []))[2].append((i, clean, notes))
+    for model, name, items in groups.values():
+        t0 = time.perf_counter()
+        with ctx.model_lock(model):
+            preds = model.predict([clean for _, clean, _ in items])
+        ms = (time.perf_counter() - t0) * 1000
+        for (i, clean, notes), pred in zip(items, preds):
+            note = unknown_note(model, clean)
+            out[i] = _result(pred, clean, notes + ([note] if note else []), ms, name)
+    return out
 
 
 def timing_markdown(result: dict, ctx: AppContext) -> str:
@@ -269,6 +460,7 @@ def predict_file(ctx: AppContext, path, choice, session, out_dir=None) -> dict:
     from .cli import prediction_rows
     from .data import load_texts
 
+    ctx.note_request()
     if not path:
         raise UIError("Upload a file first: .csv or .jsonl with a `text` column, or .txt with one sentence per line.")
     path = Path(path)
@@ -277,11 +469,12 @@ def predict_file(ctx: AppContext, path, choice, session, out_dir=None) -> dict:
             f"{path.name}: unsupported file type {path.suffix or '(none)'!r}. Upload a .csv or .jsonl with a "
             "`text` column, or a .txt with one sentence per line."
         )
+    limits = ctx.limits
     try:
-        texts = load_texts(path, max_rows=MAX_BATCH_ROWS, max_bytes=MAX_UPLOAD_BYTES)
+        texts = load_texts(path, max_rows=limits.batch_rows, max_bytes=limits.upload_bytes)
     except MTLError as e:
         raise UIError(str(e).replace(str(path), path.name)) from None
-    texts = [t[:MAX_SENTENCE_CHARS] for t in texts]
+    texts = [clean_text(t, limits.sentence_chars)[: limits.sentence_chars] for t in texts]
     model, name = ctx.resolve(choice, session)
     t0 = time.perf_counter()
     with ctx.model_lock(model):

@@ -7,26 +7,42 @@ import time
 import numpy as np
 import pandas as pd
 
-from .ui import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, AppContext, UIError, md_escape, short
+from .ui import (
+    LOCAL_LIMITS,
+    MAX_INPUT_CHARS,
+    MAX_SENTENCE_CHARS,
+    AppContext,
+    UIError,
+    clean_text,
+    md_escape,
+    readable,
+    short,
+)
 
-MAX_EMBED_SENTENCES = 32  # rows of the heatmap
+MAX_EMBED_SENTENCES = LOCAL_LIMITS.embed_sentences  # rows of the heatmap (ctx.limits: those in force)
 
 
-def parse_sentences(text, limit: int = MAX_EMBED_SENTENCES) -> tuple[list[str], list[str]]:
-    """Non-empty lines, at most `limit` of them and MAX_SENTENCE_CHARS each; notes say what was cut."""
+def parse_sentences(
+    text, limit: int = MAX_EMBED_SENTENCES, max_chars: int = MAX_SENTENCE_CHARS, max_input: int = MAX_INPUT_CHARS
+) -> tuple[list[str], list[str]]:
+    """Non-empty lines, at most `limit` of them and `max_chars` each; notes say what was cut."""
     text = "" if text is None else str(text)
-    if len(text) > MAX_INPUT_CHARS:
-        raise UIError(f"The text is {len(text):,} characters long; the limit is {MAX_INPUT_CHARS:,}.")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(text) > max_input:
+        raise UIError(f"The text is {len(text):,} characters long; the limit is {max_input:,}.")
+    lines = [line.strip() for line in clean_text(text).splitlines() if line.strip()]
     notes = []
+    unreadable = sum(not readable(line) for line in lines)
+    if unreadable:
+        lines = [line for line in lines if readable(line)]
+        notes.append(f"{unreadable} line(s) with no letters, digits or symbols were skipped.")
     if len(lines) < 2:
         raise UIError("Enter at least two sentences, one per line, to compare them.")
     if len(lines) > limit:
         notes.append(f"{len(lines)} sentences entered: the first {limit} are compared (the heatmap's limit).")
         lines = lines[:limit]
-    if any(len(s) > MAX_SENTENCE_CHARS for s in lines):
-        notes.append(f"Lines longer than {MAX_SENTENCE_CHARS:,} characters were shortened.")
-        lines = [s[:MAX_SENTENCE_CHARS] for s in lines]
+    if any(len(s) > max_chars for s in lines):
+        notes.append(f"Lines longer than {max_chars:,} characters were shortened.")
+        lines = [s[:max_chars] for s in lines]
     return lines, notes
 
 
@@ -113,7 +129,9 @@ def embed_sentences(ctx: AppContext, text, pooling, choice, session) -> dict:
 
     if pooling not in POOLING_MODES:
         raise UIError(f"Pooling must be one of {', '.join(POOLING_MODES)}.")
-    sentences, notes = parse_sentences(text)
+    ctx.note_request()
+    limits = ctx.limits
+    sentences, notes = parse_sentences(text, limits.embed_sentences, limits.sentence_chars, limits.input_chars)
     model, name = ctx.resolve(choice, session)
     t0 = time.perf_counter()
     with ctx.model_lock(model):

@@ -4,7 +4,11 @@ under a validated name. Freeze presets and checkboxes are in mtl/ui_freeze.py.""
 
 import html
 import math
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,16 +16,31 @@ import pandas as pd
 from .config import TASK_SAMPLING, TrainConfig
 from .data import Dataset, load_labelled
 from .errors import MTLError
-from .ui import DEFAULT_MODEL, NAME_RE, AppContext, Session, UIError, accuracy_line, md_escape
+from .ui import (
+    DEFAULT_MODEL,
+    LOCAL_LIMITS,
+    NAME_RE,
+    RESERVED_NAMES,
+    AppContext,
+    Session,
+    UIError,
+    accuracy_line,
+    log_exception,
+    md_escape,
+)
 from .ui_freeze import check_frozen
 
-MAX_EPOCHS = 5
+MAX_EPOCHS = LOCAL_LIMITS.max_epochs  # the local app's limits; ctx.limits holds those in force (ui.Limits)
 BATCH_SIZES = (8, 16, 32, 64)
 LR_ENCODER = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4)
 LR_HEADS = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 MIN_SENTENCES = 64
-MAX_SAVED_MODELS = 25
+MAX_SAVED_MODELS = LOCAL_LIMITS.saved_models
 PLOT_UPDATES = 150  # loss-curve updates sent per run, at most (plus one per evaluation)
+# Predictions come first: while visitors are asking for predictions or embeddings, each training step
+# is followed by a pause this many times as long as the step (training then takes a quarter of the
+# CPU time it would), so a run slows down instead of everyone's predictions. See bench/load_test.py.
+YIELD_TO_REQUESTS = 3.0
 SEED = 42
 
 START_POINTS = [
@@ -69,10 +88,18 @@ def subset(data: Dataset, n: int, seed: int | None) -> Dataset:
     return Dataset([data.texts[i] for i in idx], labels, dict(data.label_sets))
 
 
+def max_sentences(ctx) -> int:
+    """Training sentences one run may use: all of data/train.csv, or fewer under ctx.limits."""
+    train, _ = training_data(ctx)
+    cap = ctx.limits.train_sentences
+    return len(train) if cap is None else min(cap, len(train))
+
+
 def make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences):
     """Validate the form against the demo's limits: (TrainConfig, frozen list, number of sentences)."""
     train, _ = training_data(ctx)
     frozen = check_frozen(ctx, frozen)
+    limits = ctx.limits
 
     def number(name, value, low, high, integer=False):
         try:
@@ -83,13 +110,13 @@ def make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_samp
             raise UIError(f"{name} must be {'a whole number ' if integer else ''}between {low:g} and {high:g}.")
         return int(v) if integer else v
 
-    epochs = number("Epochs", epochs, 1, MAX_EPOCHS, integer=True)
+    epochs = number("Epochs", epochs, 1, limits.max_epochs, integer=True)
     batch_size = number("Batch size", batch_size, 1, max(BATCH_SIZES), integer=True)
     if batch_size not in BATCH_SIZES:
         raise UIError(f"Batch size must be one of {', '.join(map(str, BATCH_SIZES))}.")
     lr_encoder = number("Encoder learning rate", lr_encoder, min(LR_ENCODER), max(LR_ENCODER))
     lr_heads = number("Head learning rate", lr_heads, min(LR_HEADS), max(LR_HEADS))
-    sentences = number("Training sentences", sentences, MIN_SENTENCES, len(train), integer=True)
+    sentences = number("Training sentences", sentences, MIN_SENTENCES, max_sentences(ctx), integer=True)
     if task_sampling not in TASK_SAMPLING:
         raise UIError(f"Task mixing must be one of {', '.join(TASK_SAMPLING)}.")
     spec = ",".join(frozen) if frozen else "none"
@@ -115,7 +142,7 @@ class RunView:
         self.tasks, self.sentences, self.val_size = list(tasks), sentences, val_size
         self.loss_rows, self.val_rows = [], []
         self.total = self.epochs = self.step = self.epoch = 0
-        self.first_step_at = self.done = self.error = None
+        self.first_step_at = self.done = self.error = self.crashed = None
         self.t0 = time.monotonic()
 
     def on(self, ev: dict, stopping: bool = False) -> None:
@@ -245,8 +272,13 @@ def run_training(
             model = new_model(train_data.tasks, ctx.base_config(), device=ctx.device, seed=SEED)
         data = subset(train_data, n, SEED)
         every, timed_out, last_yield = 1, False, 0.0
-        for ev in train(model, data, val, config, stop=session.stop):
-            late = time.monotonic() - view.t0 > ctx.max_train_seconds
+        seconds = min(ctx.max_train_seconds, ctx.limits.train_seconds)
+        events = train(model, data, val, config, stop=session.stop)
+        since = time.monotonic()
+        for ev in _guarded(events, view):
+            if ev["type"] == "step" and YIELD_TO_REQUESTS and ctx.serving():
+                session.stop.wait(min(2.0, YIELD_TO_REQUESTS * (time.monotonic() - since)))  # Stop cuts it short
+            late = time.monotonic() - view.t0 > seconds
             if ev["type"] == "step" and late and not session.stop.is_set():
                 timed_out = True
                 session.stop.set()
@@ -266,10 +298,40 @@ def run_training(
                     yield _update(view, "running", f"Training on {n:,} sentences…", note=note)
             elif ev["type"] in ("eval", "error"):
                 yield _update(view, "running", f"Training on {n:,} sentences…")
+            since = time.monotonic()  # the next event's wait is the next step's computation
+        if view.crashed:
+            yield _update(view, "error", view.crashed, final=True)
+            return
         yield finish(ctx, session, view, model, config, frozen, timed_out)
+    except MTLError:
+        raise
+    except Exception as e:  # building the model, copying it, ...: this user sees it, the app serves on
+        log_exception("training")
+        yield _update(view, "error", crash_message(e), final=True)
     finally:
         session.running = session.pending = False
         session.stop.clear()
+
+
+def crash_message(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    return (
+        f"⚠ **Training failed**: {md_escape(type(e).__name__)}: {md_escape(first)}. The run was abandoned; "
+        "your active model is unchanged, and the app keeps serving (other visitors are not affected)."
+    )
+
+
+def _guarded(events, view):
+    """The training events; an exception inside the training loop ends them with view.crashed set."""
+    try:
+        yield from events
+    except MTLError as e:
+        view.crashed = f"⚠ {md_escape(str(e))} Your active model is unchanged."
+    except Exception as e:
+        log_exception("training")
+        view.crashed = crash_message(e)
+    finally:
+        events.close()
 
 
 def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
@@ -282,10 +344,15 @@ def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
             "Your active model is unchanged."
         )
         return _update(view, "done", status, note="evaluation only", final=True)
+    if done.get("failed") and not best:
+        status = (
+            f"⚠ {md_escape(view.error)}. No epoch had finished, so this run's model is dropped: "
+            "your active model is unchanged."
+        )
+        return _update(view, "error", status, final=True)
     if done.get("steps", 0) == 0:
         return _update(view, "stopped", "■ Stopped before the first step: nothing was trained.", final=True)
-    session.model = model
-    session.run = {
+    run = {
         "config": config,
         "frozen": frozen,
         "metrics": best,
@@ -294,6 +361,7 @@ def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
         "sentences": view.sentences,
         "stopped": done["stopped"],
     }
+    ctx.adopt(session, model, run)
     kept = (
         "It is now **your active model** in the Predict and Embeddings tabs (“(this session's trained model)” "
         "in the picker at the top); other visitors do not see it. Save it below to keep it."
@@ -302,7 +370,8 @@ def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
         head, state = f"⚠ {md_escape(view.error)}", "error"
     elif timed_out:
         head, state = (
-            f"**Time limit reached** ({fmt_seconds(ctx.max_train_seconds)} per run on this demo).",
+            f"**Time limit reached** ({fmt_seconds(min(ctx.max_train_seconds, ctx.limits.train_seconds))} "
+            "per run on this demo).",
             "stopped",
         )
     elif done["stopped"]:
@@ -316,19 +385,33 @@ def finish(ctx, session, view, model, config, frozen, timed_out) -> dict:
 # Saving
 
 
+NAME_RULE = "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
+
+
 def validate_name(ctx: AppContext, name) -> str:
-    name = (name or "").strip()
+    name = "" if name is None else str(name).strip()
     if not name:
         raise UIError("Give the model a name first.")
-    if not NAME_RE.match(name):
+    if len(name) > 64:
+        raise UIError(f"That name has {len(name):,} characters, over the limit of 64. {NAME_RULE}.")
+    if "/" in name or "\\" in name or name.startswith("."):
         raise UIError(
-            "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit): "
-            "no spaces, dots or slashes."
+            f"A name cannot contain '/' or '\\' or start with '.': a model is one folder inside the model "
+            f"folder, never elsewhere. {NAME_RULE}."
         )
+    if not NAME_RE.match(name):
+        raise UIError(f"{NAME_RULE}: no spaces, dots or slashes.")
     if name.lower() == DEFAULT_MODEL:
         raise UIError("'default' is the shipped model and cannot be replaced; choose another name.")
+    if name.lower() in RESERVED_NAMES:
+        raise UIError(f"{name!r} is a reserved name (a device name on Windows); choose another name.")
     target = ctx.saved_dir / name
-    if target.exists() or target.is_symlink() or name.lower() in {n.lower() for n in ctx.saved_models()}:
+    if target.is_symlink():
+        raise UIError(
+            f"A link named {name!r} already exists in the model folder; links are never followed or saved "
+            "over. Choose another name."
+        )
+    if target.exists() or name.lower() in {n.lower() for n in ctx.saved_models()}:
         raise UIError(f"A model named {name!r} already exists; choose another name.")
     if target.resolve().parent != ctx.saved_dir.resolve():
         raise UIError("That name points outside the model folder.")
@@ -336,19 +419,48 @@ def validate_name(ctx: AppContext, name) -> str:
 
 
 def save_session_model(ctx: AppContext, session: Session, name) -> str:
-    """Save this session's trained model as saved_dir/<name>; returns the saved name."""
+    """Save this session's trained model as saved_dir/<name>; returns the saved name.
+
+    The library's atomic save writes into a new, private folder inside saved_dir, which is then renamed
+    to the name in one step: the model appears complete or not at all, a crash leaves only a hidden
+    `.saving-*` folder (removed by a later save), and a link or folder that appears under the name in the
+    meantime makes the rename fail instead of being followed or overwritten."""
     from .checkpoint import save_checkpoint
 
     if session.model is None or session.run is None:
+        if session.released:
+            raise UIError("Your trained model was released to free memory before it was saved; train it again.")
         raise UIError("There is no trained model in this session yet: train one first.")
     if session.running:
         raise UIError("Wait for the training run to end before saving.")
     with ctx.save_lock:
         name = validate_name(ctx, name)
-        if len(ctx.saved_models()) >= MAX_SAVED_MODELS:
-            raise UIError(f"This app already holds {MAX_SAVED_MODELS} saved models, its limit.")
+        if len(ctx.saved_models()) >= ctx.limits.saved_models:
+            raise UIError(f"This app already holds {ctx.limits.saved_models} saved models, its limit.")
         run = session.run
         metrics = {"validation": run["metrics"]} if run["metrics"] else {}
-        with ctx.model_lock(session.model):
-            save_checkpoint(session.model, ctx.saved_dir / name, run["config"], run["frozen"], metrics, dtype="float16")
+        ctx.saved_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_saves(ctx.saved_dir)
+        tmp = Path(tempfile.mkdtemp(dir=ctx.saved_dir, prefix=".saving-"))
+        try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; saved models are meant to be shared
+            with ctx.model_lock(session.model):
+                save_checkpoint(session.model, tmp, run["config"], run["frozen"], metrics, dtype="float16")
+            try:
+                os.rename(tmp, ctx.saved_dir / name)  # no overwrite: fails if the name appeared meanwhile
+            except OSError:
+                raise UIError(f"A model named {name!r} appeared while saving; choose another name.") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     return name
+
+
+def _remove_stale_saves(saved_dir: Path, age: float = 3600) -> None:
+    """Folders left by a save that crashed (never renamed), older than an hour."""
+    for old in saved_dir.glob(".saving-*"):
+        try:
+            if not old.is_symlink() and old.is_dir() and time.time() - old.stat().st_mtime > age:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass

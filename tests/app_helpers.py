@@ -28,10 +28,10 @@ def free_port() -> int:
 
 
 def launch(ctx, training_slots: int = 1):
-    """(demo, url): the app serving in this process; call demo.close() when done."""
+    """(demo, url): the app serving in this process, launched as app.py does; call demo.close() when done."""
     import app
 
     demo = app.build_demo(ctx, training_slots=training_slots)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options())
     return demo, f"http://127.0.0.1:{port}/"

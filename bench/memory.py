@@ -1,0 +1,128 @@
+"""Memory across repeated training runs in one app process, through the app's own functions
+(mtl/ui*.py, as the Gradio handlers call them), read from /proc/self/status (VmRSS now, VmHWM the
+peak so far). Linux only; run by hand:
+
+    python bench/memory.py [--runs 10] [--sentences 256] [--public]
+
+1. Predictions: the app context on the shipped model serves 600 predictions (one at a time, in
+   batches of 16 as Gradio's request batching hands them over, and Embeddings requests).
+2. One session trains `--runs` times in a row (what one visitor pressing Start again and again does):
+   each new model replaces the last, so memory must stay flat.
+3. `--runs` sessions train once each (new visitors): every session keeps its model, but at most
+   Limits.session_models of them (mtl/ui.py); older ones are released, so memory levels off.
+
+Each run is short: the app's default freeze (embeddings + layers 0-3 frozen), 1 epoch, `--sentences`
+sentences, starting alternately from the pretrained encoder and from the session's model.
+Writes bench/results/memory.json (memory-public.json with --public).
+"""
+
+import argparse
+import collections
+import gc
+import sys
+import tempfile
+import time
+
+from common import save, table
+
+from mtl import ui, ui_embed, ui_train
+
+FROZEN = ["embeddings", "layer.0", "layer.1", "layer.2", "layer.3"]
+
+
+def status_mb() -> dict:
+    """{"rss": MB now, "peak": highest RSS so far (VmHWM)} from /proc/self/status."""
+    values = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024  # kB -> MiB
+    return {"rss": round(values["VmRSS"], 1), "peak": round(values["VmHWM"], 1)}
+
+
+def train_once(ctx, session, k: int, sentences: int) -> str:
+    start = "active" if k % 2 and session.model is not None else "pretrained"
+    choice = ui.SESSION_MODEL if start == "active" else ui.DEFAULT_MODEL
+    updates = ui_train.run_training(ctx, session, choice, start, FROZEN, 1, 32, 5e-5, 5e-3, "joint", sentences)
+    (last,) = collections.deque(updates, maxlen=1)  # run it through, keeping only the final update
+    return last["status"].split("\n")[0][:60]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--sentences", type=int, default=256)
+    p.add_argument("--public", action="store_true", help="the public-link limits (4 session models, not 8)")
+    args = p.parse_args()
+    t0 = time.time()
+    start = status_mb()
+    saved = tempfile.mkdtemp(prefix="mtl-mem-")
+    ctx = ui.AppContext(ui.DEFAULT_CHECKPOINT, saved_dir=saved, device="cpu", public=args.public)
+    ui_train.training_data(ctx)
+    loaded = status_mb()
+    print(f"python + libraries: {start}; app context loaded: {loaded}")
+
+    texts = [t for t, _, _ in ui.PREDICT_EXAMPLES]
+    for i in range(200):
+        ui.predict_text(ctx, texts[i % len(texts)], "default", None)
+    for i in range(25):
+        batch = [(texts[(i + j) % len(texts)], "default", None) for j in range(16)]
+        assert all(isinstance(r, dict) for r in ui.predict_many(ctx, batch))
+    for _ in range(5):
+        ui_embed.embed_sentences(ctx, ui.EMBED_EXAMPLE, "mean", "default", None)
+    gc.collect()
+    serving = status_mb()
+    print(f"after 600 predictions and 5 embedding requests: {serving}")
+
+    one_session, rows_one = ui.Session(), []
+    for k in range(args.runs):
+        status = train_once(ctx, one_session, k, args.sentences)
+        gc.collect()
+        m = status_mb()
+        rows_one.append({"run": k + 1, **m, "status": status})
+        print(f"one session, run {k + 1}: {m}  {status}", flush=True)
+    one_session = None
+    gc.collect()
+
+    sessions, rows_many = [], []
+    for k in range(args.runs):
+        s = ui.Session()
+        sessions.append(s)  # every visitor's session stays alive, as Gradio holds it
+        status = train_once(ctx, s, 0, args.sentences)
+        gc.collect()
+        m = status_mb()
+        held = sum(x.model is not None for x in sessions)
+        rows_many.append({"run": k + 1, **m, "models_held": held, "status": status})
+        print(f"new session {k + 1}: {m}, session models held: {held}", flush=True)
+
+    print()
+    print(table(["run", "RSS MiB", "peak MiB (VmHWM)"], [[r["run"], r["rss"], r["peak"]] for r in rows_one]))
+    print()
+    print(
+        table(
+            ["session", "RSS MiB", "peak MiB (VmHWM)", "models held"],
+            [[r["run"], r["rss"], r["peak"], r["models_held"]] for r in rows_many],
+        )
+    )
+    path = save(
+        "memory-public" if args.public else "memory",
+        {
+            "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
+            "runs": args.runs,
+            "sentences": args.sentences,
+            "freeze": FROZEN,
+            "session_models_cap": ctx.limits.session_models,
+            "start_mib": start,
+            "context_loaded_mib": loaded,
+            "serving_mib": serving,
+            "one_session": rows_one,
+            "new_sessions": rows_many,
+            "seconds": round(time.time() - t0),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
