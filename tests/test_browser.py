@@ -118,7 +118,7 @@ def test_the_other_tabs(page, tab):
 
     open_tab(page, tab)
     expect(
-        page.get_by_text("coming in a later release" if tab == "Experiments" else "How the heads share")
+        page.get_by_text("really do, measured" if tab == "Experiments" else "How the heads share")
     ).to_be_visible()
     shoot(page, tab.lower())
     assert os.path.getsize(SHOTS / f"{tab.lower()}.png") > 10_000
