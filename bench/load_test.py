@@ -11,8 +11,9 @@ Two servers start: the app (app.build_demo on the shipped model, as `python app.
 a no-op app whose /predict has the app's inputs and outputs but does no work (it returns fixed
 values), with Gradio's default settings. Two conditions: "idle" (nothing else runs) and "training"
 (one client keeps a training run going in the app: bottom:4, 1,632 sentences, 3 epochs; a new run
-starts when one ends). In each condition the no-op phase, then the app phase; all of it `--rounds`
-times, so drifting background load hits both alike. Each phase: `--clients` clients, each its own
+starts when one ends; measured once it is past its first step). In each condition the no-op phase
+and the app phase, in turn, the order alternating by round; all of it `--rounds` times, so drifting
+background load hits both alike. Each phase: `--clients` clients, each its own
 session, send `--requests` predictions one after another, all starting together. Reported per
 server and condition: requests/s over the phase, median and 95th-percentile latency, errors (an
 exception or an answer without labels). Writes bench/results/load_test.json.
@@ -200,8 +201,6 @@ def merge(results: list[dict]) -> dict:
         "errors": sum(r["errors"] for r in results),
         "requests": sum(r["requests"] for r in results),
     }
-    if "training_steps_per_s" in results[0]:
-        out["training_steps_per_s"] = statistics.mean(r["training_steps_per_s"] for r in results)
     return out
 
 
@@ -253,18 +252,17 @@ def main():
                     for url in urls.values():
                         trainers.append(threading.Thread(target=keep_training, args=(url, stop, train_log)))
                         trainers[-1].start()
-                    time.sleep(8)  # the runs are past building their model and caching the frozen layers
-                for name, url in (("no-op", noop_url), *urls.items()):
-                    before = training_steps()
+                    end = time.monotonic() + 600
+                    while training_steps() == 0 and time.monotonic() < end:
+                        time.sleep(0.5)  # until the run is past building its model and caching the frozen layers
+                servers = [("no-op", noop_url), *urls.items()]
+                for name, url in servers if r % 2 == 0 else servers[::-1]:  # the order alternates by round
                     res = phase(url, ARGS.clients, ARGS.requests, time.monotonic() + ARGS.phase_seconds)
-                    if condition == "training":
-                        res["training_steps_per_s"] = max(0, training_steps() - before) / res["seconds"]
                     runs[(condition, name)].append(res)
                     print(
                         f"round {r + 1} {condition:>8} {name:>5}: {res['rps']:.1f} req/s, "
                         f"median {res['median_ms'] or 0:.0f} ms, p95 {res['p95_ms'] or 0:.0f} ms, "
-                        f"errors {res['errors']} {res['error_samples'][:1]}"
-                        + (f", training {res['training_steps_per_s']:.2f} steps/s" if condition == "training" else ""),
+                        f"errors {res['errors']} {res['error_samples'][:1]}",
                         file=sys.stderr,
                     )
                 stop.set()
@@ -287,11 +285,10 @@ def main():
             f"{t['median_ms']:.0f}",
             f"{t['p95_ms']:.0f}",
             f"{t['errors']} / {t['requests']}",
-            f"{t['training_steps_per_s']:.2f}" if "training_steps_per_s" in t else "",
         ]
         for (c, name), t in total.items()
     ]
-    print(table(["server", "meanwhile", "requests/s", "median ms", "p95 ms", "errors", "training steps/s"], rows))
+    print(table(["server", "meanwhile", "requests/s", "median ms", "p95 ms", "errors"], rows))
     ratios = {f"{a}, {c}": total[(c, a)]["rps"] / total[(c, "no-op")]["rps"] for c in conditions for a in apps}
     if len(conditions) == 2:
         for a in apps:
@@ -299,8 +296,8 @@ def main():
     for k, v in ratios.items():
         print(f"app / no-op ({k}): {v:.2f}x")
     print(
-        f"batch {ARGS.batch}, concurrency {ARGS.concurrency}, yield {ARGS.yield_factor:g}; training runs: "
-        + ("; ".join(train_log) or "none"),
+        f"batch {ARGS.batch}, concurrency {ARGS.concurrency}, yield {ARGS.yield_factor:g}; the training runs, "
+        "each stopped at the end of its condition's phases: " + (" | ".join(train_log) or "none"),
         file=sys.stderr,
     )
     path = save(
