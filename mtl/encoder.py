@@ -50,7 +50,8 @@ def build_encoder(
 
     hf_logging.disable_progress_bar()  # the per-load "Loading weights" bar is noise in a CLI or app
     try:
-        transformer = Transformer(path, max_seq_length=max_seq_length)
+        # safetensors only: a base model whose weights exist only as pickles is refused, never unpickled
+        transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs={"use_safetensors": True})
     except Exception as e:  # OSError, ValueError, HF errors: all mean "cannot load this model"
         where = "local directory" if Path(path).exists() else "model id (offline or not on the hub?)"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -123,9 +123,12 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
         sentences, epochs = int(sentences), int(epochs)
     except (TypeError, ValueError):
         raise UIError("Sentences and epochs must be whole numbers.") from None
-    if not 64 <= sentences <= LIVE_MAX_SENTENCES or not 1 <= epochs <= LIVE_MAX_EPOCHS:
+    limits = getattr(ctx, "limits", None)  # the public demo's caps apply here as in the Train tab
+    max_sentences = min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
+    max_epochs = min(LIVE_MAX_EPOCHS, getattr(limits, "max_epochs", LIVE_MAX_EPOCHS))
+    if not 64 <= sentences <= max_sentences or not 1 <= epochs <= max_epochs:
         raise UIError(
-            f"Use 64 to {LIVE_MAX_SENTENCES} sentences and 1 to {LIVE_MAX_EPOCHS} epochs here; "
+            f"Use 64 to {max_sentences} sentences and 1 to {max_epochs} epochs here; "
             "the full sweep runs from the command line."
         )
     train, val = training_data(ctx)

@@ -13,12 +13,28 @@ def results(tmp_path):
     runs = []
     for seed in (0, 1):
         for k in (-1, 0, 6):
-            runs.append({"sweep": "layers", "name": f"bottom:{k}", "config": {"layers_frozen": k}, "seed": seed,
-                         "trainable_params": 1000 * (7 - k), "seconds": 10.0 + seed,
-                         "test": {"topic": {"accuracy": 0.9 - 0.01 * k + 0.01 * seed, "macro_f1": 0.8},
-                                  "sentiment": {"accuracy": 0.7, "macro_f1": 0.6 - 0.01 * k}}})
-    payload = {"command": "python -m mtl sweep", "seeds": 2, "epochs": 3, "machine": {"cpu": "X", "threads": 2},
-               "runs": runs, "summary": summarise(runs)}
+            runs.append(
+                {
+                    "sweep": "layers",
+                    "name": f"bottom:{k}",
+                    "config": {"layers_frozen": k},
+                    "seed": seed,
+                    "trainable_params": 1000 * (7 - k),
+                    "seconds": 10.0 + seed,
+                    "test": {
+                        "topic": {"accuracy": 0.9 - 0.01 * k + 0.01 * seed, "macro_f1": 0.8},
+                        "sentiment": {"accuracy": 0.7, "macro_f1": 0.6 - 0.01 * k},
+                    },
+                }
+            )
+    payload = {
+        "command": "python -m mtl sweep",
+        "seeds": 2,
+        "epochs": 3,
+        "machine": {"cpu": "X", "threads": 2},
+        "runs": runs,
+        "summary": summarise(runs),
+    }
     path = tmp_path / "sweep.json"
     path.write_text(json.dumps(payload))
     return ex.load_results(path)
@@ -54,3 +70,13 @@ def test_live_sweep_limits(tmp_path):
         next(ex.run_live_sweep(None, "freeze", 5000, 1))
     with pytest.raises(UIError, match="whole numbers"):
         next(ex.run_live_sweep(None, "freeze", "lots", 1))
+
+
+def test_live_sweep_obeys_the_public_caps():
+    from types import SimpleNamespace
+
+    from mtl.ui import PUBLIC_LIMITS, UIError
+
+    ctx = SimpleNamespace(limits=PUBLIC_LIMITS)
+    with pytest.raises(UIError, match=f"1 to {min(ex.LIVE_MAX_EPOCHS, PUBLIC_LIMITS.max_epochs)} epochs"):
+        next(ex.run_live_sweep(ctx, "freeze", 64, 99))
