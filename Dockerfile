@@ -22,4 +22,4 @@ COPY --chown=user . .
 USER user
 
 EXPOSE 7860
-CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]
+CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860", "--public"]
