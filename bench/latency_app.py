@@ -54,8 +54,12 @@ def main():
     stats = {k: percentiles(v) for k, v in samples.items()}
     info = machine()
     print(f"CPU: {info['cpu']}, {info['threads']} threads; {REQUESTS} sequential requests, one sentence each\n")
-    print(table(["path", "median (ms)", "p95 (ms)"],
-                [[k, f"{v['median_ms']:.1f}", f"{v['p95_ms']:.1f}"] for k, v in stats.items()]))
+    print(
+        table(
+            ["path", "median (ms)", "p95 (ms)"],
+            [[k, f"{v['median_ms']:.1f}", f"{v['p95_ms']:.1f}"] for k, v in stats.items()],
+        )
+    )
     print(f"\nwrote {save('latency_app', {'requests': REQUESTS, 'latency': stats}).relative_to(ROOT)}")
 
 

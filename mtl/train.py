@@ -55,6 +55,12 @@ def set_train_mode(model, frozen: set[str]) -> None:
             head.eval()
 
 
+def modes_changed(modes: list[tuple]) -> bool:
+    """True when something (a prediction between steps restores train mode everywhere) has changed a
+    module's mode since set_train_mode; reading ~100 flags is far cheaper than setting them."""
+    return any(m.training != want for m, want in modes)
+
+
 def make_optimizer(model, config: TrainConfig):
     """AdamW over trainable parameters only; no weight decay on biases and LayerNorm weights."""
     groups = []
@@ -176,6 +182,8 @@ def train(
     best_score, best_metrics, best_state, checkpoint = -math.inf, None, None, None
     last_good = _snapshot(model)
     step, stopped, failed, evals_since_best = 0, False, False, 0
+    set_train_mode(model, frozen)
+    modes = [(m, m.training) for m in model.modules()]
 
     def after_eval(ev):
         nonlocal best_score, best_metrics, best_state, checkpoint, evals_since_best
@@ -196,7 +204,8 @@ def train(
                 stopped = True
                 break
             ts = time.perf_counter()
-            set_train_mode(model, frozen)
+            if modes_changed(modes):
+                set_train_mode(model, frozen)
             if forward is not None:  # this process's share of the batch, forward and backward (mtl/distributed.py)
                 loss, losses = dist.forward_backward(forward, y, idx, tasks, log_vars, autocast)
             else:

@@ -139,3 +139,22 @@ def test_uncertainty_weighting_learns_task_weights(tiny_model, toy_data):
     # the identity behind the weights: loss = sum(w_i * L_i - log w_i)
     expected = sum(last[t] * v - np.log(last[t]) for t, v in steps[-1]["losses"].items())
     assert steps[-1]["loss"] == pytest.approx(expected, rel=1e-3)
+
+
+def test_frozen_layers_stay_in_eval_mode_when_predicting_between_steps(tiny_model, toy_data):
+    """The app predicts with a model between its training steps; predict restores train mode on every
+    module, and the next step must still run the frozen layers without dropout."""
+    from mtl.encoder import hf_model
+
+    layers = hf_model(tiny_model.encoder).encoder.layer
+    seen = {0: [], 1: []}
+    for i in seen:
+        layers[i].register_forward_pre_hook(lambda m, args, i=i: seen[i].append(m.training))
+    config = TrainConfig(epochs=2, batch_size=4, freeze="bottom:1", cache=False)
+    for e in train(tiny_model, toy_data, None, config):
+        if e["type"] == "step":
+            before = len(seen[0])
+            tiny_model.predict(["a sentence between steps"])
+            del seen[0][before:], seen[1][before:]  # keep the training forwards only
+    assert seen[0] and not any(seen[0])  # frozen: eval mode at every training step
+    assert all(seen[1])  # trainable: train mode
