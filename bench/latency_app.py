@@ -1,5 +1,6 @@
 """Single-sentence latency, in process and through the running app with gradio_client (one client,
-sequential requests), measured in the same run.
+sequential requests), measured in the same run; plus a no-op Gradio app with the same inputs and
+outputs, which shows how much of the app's latency is Gradio and the client rather than the model.
 
 Run: python bench/latency_app.py   (writes bench/results/latency_app.json)
 """
@@ -20,9 +21,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main():
+def noop_demo():
+    import gradio as gr
+
+    topic, sentiment = {"Sports": 0.9, "World": 0.1}, {"positive": 0.8, "neutral": 0.2}
+    with gr.Blocks() as demo:
+        text, choice = gr.Textbox(), gr.Dropdown(["default"], value="default", allow_custom_value=True)
+        outputs = [gr.Label(), gr.Label(), gr.Markdown()]
+        gr.Button().click(lambda t, c: (topic, sentiment, "no-op"), [text, choice], outputs, api_name="predict")
+    return demo
+
+
+def through(demo, launch_options) -> list[float]:
     from gradio_client import Client
 
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for _ in range(10):
+            client.predict(SENTENCE, "default", api_name="/predict")
+        out = []
+        for _ in range(REQUESTS):
+            t0 = time.perf_counter()
+            client.predict(SENTENCE, "default", api_name="/predict")
+            out.append(time.perf_counter() - t0)
+        return out
+    finally:
+        demo.close()
+
+
+def main():
     import app
     from mtl.ui import DEFAULT_CHECKPOINT, AppContext
 
@@ -36,21 +65,8 @@ def main():
         model.predict([SENTENCE])
         samples["in process (model.predict)"].append(time.perf_counter() - t0)
 
-    demo = app.build_demo(ctx)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        for _ in range(10):
-            client.predict(SENTENCE, "default", api_name="/predict")
-        key = "through the app (gradio_client /predict)"
-        samples[key] = []
-        for _ in range(REQUESTS):
-            t0 = time.perf_counter()
-            client.predict(SENTENCE, "default", api_name="/predict")
-            samples[key].append(time.perf_counter() - t0)
-    finally:
-        demo.close()
+    samples["through the app (gradio_client /predict)"] = through(app.build_demo(ctx), app.launch_options())
+    samples["no-op Gradio app (gradio_client /predict)"] = through(noop_demo(), {})
     stats = {k: percentiles(v) for k, v in samples.items()}
     info = machine()
     print(f"CPU: {info['cpu']}, {info['threads']} threads; {REQUESTS} sequential requests, one sentence each\n")
