@@ -471,6 +471,8 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                                     title="Test macro-F1 against layers frozen (-1: none)",
                                     height=280,
                                 )
+                            cost = ui_experiments.costs(results, sweep_name)
+                            order = list(cost["setting"]) or None  # the sweep's own order, not alphabetical
                             with gr.Row():
                                 bar_data = ui_experiments.bars(results, sweep_name)
                                 for task in tasks:
@@ -481,18 +483,17 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                                         title=f"{task}: test accuracy",
                                         y_lim=[0, 1],
                                         x_label_angle=-20,
-                                        sort=None,
+                                        sort=order,
                                         height=260,
                                     )
                             with gr.Row():
-                                cost = ui_experiments.costs(results, sweep_name)
                                 gr.BarPlot(
                                     cost,
                                     x="setting",
                                     y="trainable params (millions)",
                                     x_label_angle=-20,
                                     title="Trainable parameters",
-                                    sort=None,
+                                    sort=order,
                                     height=240,
                                 )
                                 gr.BarPlot(
@@ -501,7 +502,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                                     y="train time (s)",
                                     x_label_angle=-20,
                                     title="Training time",
-                                    sort=None,
+                                    sort=order,
                                     height=240,
                                 )
                             gr.Dataframe(ui_experiments.results_table(results, sweep_name), wrap=True)
@@ -519,7 +520,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                     live_btn = gr.Button("Run the sweep", variant="primary")
                     live_stop_btn = gr.Button("Stop")
                 live_status = gr.Markdown()
-                live_table = gr.Dataframe(wrap=True)
+                live_table = gr.Dataframe(ui_experiments.empty_live_table(tasks), wrap=True)
 
             with gr.Tab("About", id="about"):
                 gr.Markdown(ui_text.about_markdown(ctx))

@@ -102,6 +102,36 @@ def provenance(results: dict | None) -> str:
     )
 
 
+def measured_markdown(results: dict | None) -> str:
+    """The About tab's summary of the committed results: the freeze scenarios and the layer curve,
+    read from the results file so the page never states a number the sweep did not produce."""
+    if not results:
+        return "No committed results yet: `python -m mtl sweep` writes them to results/sweep.json."
+    rows = [r for r in results["summary"] if r["sweep"] == "freeze"]
+    tasks = list(rows[0]["test"]) if rows else []
+    out = []
+    if rows:
+        out += [
+            "| setting | " + " | ".join(f"{t} accuracy" for t in tasks) + " | trainable params | train time |",
+            "|---" * (len(tasks) + 3) + "|",
+        ]
+        for r in rows:
+            accs = " | ".join(f"{r['test'][t]['accuracy']['mean']:.3f}" for t in tasks)
+            out.append(f"| {r['name']} | {accs} | {r['trainable_params']:,} | {r['seconds']['mean']:.0f} s |")
+    curve = layer_curve(results)
+    if len(curve):
+        out.append("")
+        out.append("Freezing the embeddings plus the bottom K layers (test macro-F1; K = -1 is nothing frozen):")
+        out.append("")
+        ks = sorted(curve["layers frozen (K)"].unique())
+        out.append("| task | " + " | ".join(f"K={k}" for k in ks) + " |")
+        out.append("|---" * (len(ks) + 1) + "|")
+        for task, g in curve.groupby("task", sort=False):
+            f1 = dict(zip(g["layers frozen (K)"], g["macro-F1"]))
+            out.append(f"| {task} | " + " | ".join(f"{f1[k]:.3f}" if k in f1 else "–" for k in ks) + " |")
+    return "\n".join(out) + "\n\n" + provenance(results)
+
+
 def logme_table(path=None) -> pd.DataFrame:
     path = Path(path or RESULTS / "logme.json")
     if not path.is_file():
@@ -145,6 +175,11 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
     except MTLError as e:
         raise UIError(str(e)) from None
     yield f"Done: {len(done_runs)} runs (validation split, one seed).", _live_table(done_runs)
+
+
+def empty_live_table(tasks) -> pd.DataFrame:
+    """The live sweep's columns before any run, so the table does not open with headers 1 2 3."""
+    return pd.DataFrame(columns=["setting", *[f"{t} accuracy" for t in tasks], "trainable params", "time (s)"])
 
 
 def _live_table(runs) -> pd.DataFrame:

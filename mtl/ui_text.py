@@ -1,6 +1,7 @@
-"""The app's text and style: the About tab, the Experiments placeholder, the page's CSS."""
+"""The app's text and style: the About tab, the Experiments notes, the page's CSS."""
 
 from .ui import AppContext, accuracy_line
+from .ui_experiments import load_results, measured_markdown
 
 FREEZE_SCENARIOS = [
     (
@@ -22,8 +23,8 @@ FREEZE_SCENARIOS = [
     (
         "one head, e.g. `head.sentiment`",
         "that head",
-        "Keeps a task that already works fixed while the encoder adapts to the others. Use it when you continue "
-        "from a trained model: a new head left frozen stays random.",
+        "Keeps a task's decision rule fixed while the encoder adapts. Measured: the task still learns, because "
+        "its loss trains the encoder under the frozen head, but both tasks end below training everything.",
     ),
     (
         "`bottom:K`",
@@ -87,6 +88,7 @@ def about_markdown(ctx: AppContext) -> str:
         for i, (t, labels) in enumerate(ctx.tasks.items())
     )
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in FREEZE_SCENARIOS)
+    measured = measured_markdown(load_results())
     return f"""
 ## What the model is
 A **multi-task sentence transformer**: one pretrained sentence encoder, all-MiniLM-L6-v2 (6 transformer
@@ -118,6 +120,12 @@ a part already knows, and makes saved models smaller.
 | scenario | frozen | what it does, and when to use it |
 |---|---|---|
 {table}
+
+## What the experiments measured
+{measured}
+
+The Experiments tab has every sweep (freeze scenarios, the layer curve, multi-task against single-task,
+task mixing, LogME) with charts; the README explains what the numbers mean.
 
 ## The data and the shipped model
 2,304 original English sentences written for this project, each with a topic and a sentiment: 1,632 to
