@@ -328,6 +328,9 @@ def build_parser():
     lg.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="also score this checkpoint's encoder")
     lg.add_argument("--max-sentences", type=int, default=0, help="use only the first N sentences (0 = all)")
     lg.add_argument("--output", metavar="FILE.json", help="also write the scores as JSON")
+    lg.add_argument(
+        "--sweep", metavar="SWEEP.json", help="compare the layer ranking with this sweep's measured layer curve"
+    )
 
     for sp in (t, e, pr, en):
         sp.add_argument("--device", choices=DEVICES, default="auto")
@@ -345,7 +348,7 @@ def build_parser():
 
 def _cmd_sweep(args):
     from .data import load_labelled
-    from .sweep import run_sweeps, summarise, write_results
+    from .sweep import read_results, run_sweeps, summarise, write_results
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
@@ -355,9 +358,7 @@ def _cmd_sweep(args):
     runs = []
     previous = []
     if args.resume and Path(args.output).is_file():
-        import json as _json
-
-        earlier = _json.loads(Path(args.output).read_text(encoding="utf-8"))
+        earlier = read_results(args.output)
         if (earlier.get("seeds"), earlier.get("epochs")) == (args.seeds, args.epochs):
             previous = earlier.get("runs", [])
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
@@ -384,9 +385,17 @@ def _cmd_logme(args):
 
     from .checkpoint import load_checkpoint
     from .data import load_labelled
+    from .errors import DataError
     from .transfer import score_candidates
 
     data = load_labelled(args.data)
+    curve = None
+    if args.sweep:  # checked before the slow scoring
+        from .sweep import read_results
+
+        curve = read_results(args.sweep)["summary"]
+        if not any(r["sweep"] == "layers" and r["config"].get("layers_frozen", -1) >= 0 for r in curve):
+            raise DataError(f"{args.sweep} has no layer sweep results (python -m mtl sweep --sweeps layers)")
     if args.max_sentences and len(data) > args.max_sentences:
         from .sweep import restrict
 
@@ -404,6 +413,18 @@ def _cmd_logme(args):
         for name, sc in result[section].items():
             label = f"layer output {name}" if section == "layers" else name
             print(f"  {label:<40} " + "  ".join(f"{t} {sc[t]:+.4f}" for t in tasks))
+    result["layers"] = {str(k): v for k, v in result["layers"].items()}  # as JSON will store them
+    if curve is not None:
+        from .transfer import layer_agreement
+
+        agreement = layer_agreement(result["layers"], curve)
+        if not agreement:
+            print(f"note: {args.sweep} has fewer than 3 layer settings; no correlation computed", file=sys.stderr)
+        result["layer_curve_agreement"] = agreement
+        print("\nLogME of hidden state K against the measured macro-F1 of bottom:K")
+        for task, a in agreement.items():
+            pairs = ", ".join(f"K={p['K']}: {p['logme']:+.3f}/{p['macro_f1']:.3f}" for p in a["pairs"])
+            print(f"  {task}: Spearman {a['spearman']:+.2f}  ({pairs})")
     if args.output:
         from .checkpoint import _write_atomic
 

@@ -13,7 +13,7 @@ import numpy as np
 from .config import TrainConfig
 from .data import Dataset
 from .encoder import encode
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .evaluate import evaluate
 from .freeze import count_trainable, parse_freeze
 from .model import new_model
@@ -212,6 +212,24 @@ def _config_key(cfg: dict) -> str:
     return json.dumps(
         {k: v for k, v in cfg.items() if k not in ("name", "layers_frozen", "probe_encoder")}, sort_keys=True
     )
+
+
+def read_results(path) -> dict:
+    """A results file written by write_results, or a one-line DataError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such results file (python -m mtl sweep writes one)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a results file ({e})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("runs"), list):
+        raise DataError(f"{path}: not a results file (no list of runs)")
+    try:
+        payload["summary"] = summarise(payload["runs"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{path}: a run in it is malformed ({type(e).__name__}: {e})") from None
+    return payload
 
 
 def write_results(path, payload: dict) -> tuple[Path, Path]:

@@ -54,6 +54,25 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def layer_agreement(layer_scores: dict, summary: list[dict]) -> dict:
+    """Does LogME's ranking of layers agree with the measured layer freezing curve? Freezing the bottom
+    K layers trains on top of hidden state K (0 = the embeddings' output), so LogME of that state is
+    paired with the test macro-F1 of `bottom:K`; per task, the Spearman correlation over K."""
+    f1 = {}
+    for r in summary:
+        k = r.get("config", {}).get("layers_frozen")
+        if r.get("sweep") == "layers" and k is not None and k >= 0:
+            f1[k] = {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
+    out = {}
+    ks = sorted(k for k in f1 if str(k) in {str(x) for x in layer_scores})
+    for task in sorted({t for v in f1.values() for t in v}):
+        pairs = [(k, layer_scores[str(k)][task], f1[k][task]) for k in ks if task in layer_scores[str(k)]]
+        if len(pairs) >= 3:
+            rho = spearman([p[1] for p in pairs], [p[2] for p in pairs])
+            out[task] = {"spearman": rho, "pairs": [{"K": k, "logme": a, "macro_f1": b} for k, a, b in pairs]}
+    return out
+
+
 def score_candidates(data, checkpoint_encoder=None, base: str = "default") -> dict:
     """{"encoders": {name: {task: score}}, "pooling": {...}, "layers": {k: {task: score}}}."""
     tasks = list(data.tasks)

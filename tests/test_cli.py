@@ -118,6 +118,8 @@ def test_training_twice_with_one_seed_is_repeatable(tmp_path, tiny_bert, toy_csv
         (["predict", "--text", "hi", "--input", "{toy}"], "exactly one of --text or --input"),
         (["predict", "--text", "   "], "--text is empty"),
         (["encode", "--input", "{tmp}/none.txt", "--output", "{tmp}/e.npy"], "no such file"),
+        (["logme", "--data", "{toy}", "--sweep", "{tmp}/none.json"], "no such results file"),
+        (["logme", "--data", "{toy}", "--sweep", "{toy}"], "not a results file"),
     ],
 )
 def test_errors_are_one_line(argv, message, tmp_path, toy_csv, tiny_bert, capsys):
@@ -129,7 +131,7 @@ def test_errors_are_one_line(argv, message, tmp_path, toy_csv, tiny_bert, capsys
 
 
 def test_every_command_has_help():
-    for cmd in ("train", "eval", "predict", "encode", "export"):
+    for cmd in ("train", "eval", "predict", "encode", "export", "sweep", "logme"):
         r = subprocess.run([sys.executable, "-m", "mtl", cmd, "--help"], cwd=REPO, capture_output=True, text=True)
         assert r.returncode == 0 and "usage: python -m mtl " + cmd in r.stdout
 
@@ -169,3 +171,38 @@ def test_bring_your_own_data_one_task_per_file(tmp_path, tiny_bert, capsys):
         }
     code, out_text, _ = run(capsys, "predict", "--checkpoint", out / "joint", "--text", "the film was great")
     assert code == 0 and "topic=" in out_text and "sentiment=" in out_text
+
+
+def test_logme_compares_layers_with_a_layer_sweep(tmp_path, tiny_bert, toy_csv, capsys):
+    """LogME of each hidden state of the tiny model, set against a sweep file's layer curve."""
+    from mtl.sweep import summarise, write_results
+
+    runs = [
+        {
+            "sweep": "layers",
+            "name": f"bottom:{k}",
+            "config": {"layers_frozen": k},
+            "seed": 0,
+            "trainable_params": 10 - k,
+            "seconds": 1.0,
+            "test": {t: {"accuracy": 0.9 - 0.1 * k, "macro_f1": 0.9 - 0.1 * k} for t in ("topic", "sentiment")},
+        }
+        for k in (0, 1, 2)
+    ]
+    sweep, _ = write_results(tmp_path / "sweep.json", {"runs": runs, "summary": summarise(runs)})
+    out_json = tmp_path / "logme.json"
+    argv = ["logme", "--data", toy_csv, "--model", tiny_bert, "--checkpoint", "", "--sweep", sweep]
+    code, out, _ = run(capsys, *argv, "--output", out_json)
+    assert code == 0 and "Spearman" in out
+    saved = json.loads(out_json.read_text())
+    assert set(saved["layers"]) == {"0", "1", "2"}  # embeddings' output and each of the 2 layers
+    for task in ("topic", "sentiment"):
+        a = saved["layer_curve_agreement"][task]
+        assert [p["K"] for p in a["pairs"]] == [0, 1, 2]
+        assert [p["logme"] for p in a["pairs"]] == [saved["layers"][str(k)][task] for k in (0, 1, 2)]
+        assert -1.0 <= a["spearman"] <= 1.0
+
+    runs = [dict(r, sweep="freeze") for r in runs]
+    write_results(tmp_path / "freeze.json", {"runs": runs, "summary": summarise(runs)})
+    code, _, err = run(capsys, "logme", "--data", toy_csv, "--sweep", tmp_path / "freeze.json")
+    assert code == 2 and "no layer sweep results" in err

@@ -94,3 +94,25 @@ def test_an_interrupted_sweep_resumes_without_rerunning(tiny_sweeps, toy_data, m
     events = list(sweep.run_sweeps(["freeze"], 1, 1, toy_data, toy_data, toy_data, previous=first))
     assert [c for c in calls] == [r["name"] for r in sweep.sweep_configs()["freeze"][2:]]
     assert events[0][1]["test"] == first[0]["test"]
+
+
+def test_layer_agreement_pairs_hidden_state_k_with_bottom_k():
+    from mtl.sweep import summarise
+    from mtl.transfer import layer_agreement
+
+    runs = [
+        {
+            "sweep": "layers",
+            "name": f"bottom:{k}",
+            "config": {"layers_frozen": k},
+            "seed": 0,
+            "trainable_params": 1,
+            "seconds": 1.0,
+            "test": {"topic": {"accuracy": 0.5, "macro_f1": f1}},
+        }
+        for k, f1 in ((-1, 0.99), (0, 0.9), (1, 0.8), (2, 0.85), (3, 0.5))
+    ]
+    scores = {"0": {"topic": -1.0}, "1": {"topic": -0.5}, "2": {"topic": 0.0}, "3": {"topic": 0.5}}
+    a = layer_agreement(scores, summarise(runs))["topic"]
+    assert [p["K"] for p in a["pairs"]] == [0, 1, 2, 3]  # K = -1 (embeddings trained too) has no hidden state
+    assert a["spearman"] == pytest.approx(-0.8)  # ranks 1,2,3,4 against 4,2,3,1
