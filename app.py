@@ -509,6 +509,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                     with gr.Tab("LogME (no training)"):
                         gr.Markdown(ui_text.SWEEP_NOTES["logme"])
                         gr.Dataframe(ui_experiments.logme_table(), wrap=True)
+                        gr.Markdown(ui_experiments.logme_agreement_markdown())
                 gr.Markdown("### Run a small sweep yourself")
                 with gr.Row():
                     live_sweep_name = gr.Dropdown(list(ui_experiments.SWEEP_TITLES), value="freeze", label="Sweep")

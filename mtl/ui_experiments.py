@@ -145,6 +145,27 @@ def logme_table(path=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def logme_agreement_markdown(path=None) -> str:
+    """Whether LogME's ranking of layers agrees with the measured layer curve (`logme --sweep`)."""
+    path = Path(path or RESULTS / "logme.json")
+    try:
+        agreement = json.loads(path.read_text(encoding="utf-8")).get("layer_curve_agreement")
+    except (OSError, json.JSONDecodeError):
+        return ""
+    if not agreement:
+        return ""
+    lines = [
+        "**LogME's ranking of layers against the layer freezing curve.** Freezing the bottom K layers "
+        "trains on top of hidden state K; the Spearman correlation over K between LogME of that state and "
+        "the measured test macro-F1 of `bottom:K` (+1: LogME ranks the settings as training does):",
+        "",
+    ]
+    for task, a in agreement.items():
+        pairs = ", ".join(f"K={p['K']} {p['logme']:+.3f} / {p['macro_f1']:.3f}" for p in a["pairs"])
+        lines.append(f"- {task}: **{a['spearman']:+.2f}** (LogME / macro-F1: {pairs})")
+    return "\n".join(lines)
+
+
 def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
     """A small sweep with one seed on a slice of the training data; yields (status, table)."""
     if sweep not in LIVE_SWEEPS:

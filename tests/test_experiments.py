@@ -61,6 +61,15 @@ def test_about_summary_reads_the_file(results):
     assert "python -m mtl sweep" in ex.measured_markdown(None)
 
 
+def test_logme_agreement_shown_from_the_file(tmp_path):
+    pairs = [{"K": 0, "logme": -0.5, "macro_f1": 0.9}, {"K": 6, "logme": 0.25, "macro_f1": 0.6}]
+    path = tmp_path / "logme.json"
+    path.write_text(json.dumps({"layer_curve_agreement": {"topic": {"spearman": -1.0, "pairs": pairs}}}))
+    md = ex.logme_agreement_markdown(path)
+    assert "- topic: **-1.00** (LogME / macro-F1: K=0 -0.500 / 0.900, K=6 +0.250 / 0.600)" in md
+    assert ex.logme_agreement_markdown(tmp_path / "none.json") == ""
+
+
 def test_missing_or_broken_results_are_explained(tmp_path):
     assert ex.load_results(tmp_path / "none.json") is None
     (tmp_path / "bad.json").write_text("{oops")
