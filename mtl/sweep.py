@@ -26,6 +26,8 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
         "freeze": [
             {"name": "entire network frozen", "freeze": "all"},
             {"name": "encoder frozen (heads train)", "freeze": "backbone"},
+            # the same, trained to convergence: cheap with the cache, and the fair frozen-encoder number
+            {"name": "encoder frozen, heads trained 10x longer", "freeze": "backbone", "epochs_factor": 10},
             {"name": "topic head frozen", "freeze": "head.topic", "probe_encoder": True},
             {"name": "sentiment head frozen", "freeze": "head.sentiment", "probe_encoder": True},
             {"name": "nothing frozen", "freeze": "none", "probe_encoder": True},
@@ -36,6 +38,8 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
             {"name": "topic only", "tasks": ["topic"]},
             {"name": "sentiment only", "tasks": ["sentiment"]},
             {"name": "nothing frozen", "freeze": "none"},
+            # each task gets its own batches: as many updates per task as its single-task model
+            {"name": "both tasks, alternate batches", "freeze": "none", "task_sampling": "alternate"},
             {"name": "linear probe (logistic regression on frozen embeddings)", "kind": "probe"},
         ],
         "mixing": [
@@ -95,7 +99,7 @@ def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, 
         trainable = sum(len(tr.label_sets[t]) * (model.encoder.get_embedding_dimension() + 1) for t in tasks)
         return {"test": test, "trainable_params": trainable, "seconds": time.perf_counter() - t0}
     config = TrainConfig(
-        epochs=epochs,
+        epochs=epochs * cfg.get("epochs_factor", 1),
         seed=seed,
         freeze=cfg.get("freeze", "none"),
         task_sampling=cfg.get("task_sampling", "joint"),

@@ -116,3 +116,9 @@ def test_layer_agreement_pairs_hidden_state_k_with_bottom_k():
     a = layer_agreement(scores, summarise(runs))["topic"]
     assert [p["K"] for p in a["pairs"]] == [0, 1, 2, 3]  # K = -1 (embeddings trained too) has no hidden state
     assert a["spearman"] == pytest.approx(-0.8)  # ranks 1,2,3,4 against 4,2,3,1
+
+
+def test_epochs_factor_trains_longer(tiny_sweeps, toy_data):
+    one = sweep.run_one({"freeze": "backbone"}, 0, 1, toy_data, toy_data, toy_data)
+    three = sweep.run_one({"freeze": "backbone", "epochs_factor": 3}, 0, 1, toy_data, toy_data, toy_data)
+    assert three["steps"] == 3 * one["steps"] > 0
