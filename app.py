@@ -214,6 +214,12 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
         except MTLError as e:
             yield warn(e), gr.skip()
 
+    def live_logme(choice, session, sentences):
+        try:
+            return ui_experiments.live_logme(ctx, choice, session, sentences)
+        except MTLError as e:
+            return warn(e), gr.skip()
+
     def stop_sweep(session):
         event = getattr(session, "sweep_stop", None)
         if event is None:
@@ -510,6 +516,17 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                         gr.Markdown(ui_text.SWEEP_NOTES["logme"])
                         gr.Dataframe(ui_experiments.logme_table(), wrap=True)
                         gr.Markdown(ui_experiments.logme_agreement_markdown())
+                        gr.Markdown(
+                            "**Score a model yourself.** LogME of every layer of the model chosen at the top "
+                            "(train one in the Train tab and compare it with the shipped one), in seconds."
+                        )
+                        with gr.Row():
+                            logme_sentences = gr.Slider(
+                                64, ui_experiments.LIVE_MAX_SENTENCES, value=256, step=64, label="Training sentences"
+                            )
+                            logme_btn = gr.Button("Score the layers with LogME")
+                        logme_status = gr.Markdown()
+                        logme_out = gr.Dataframe(wrap=True)
                 gr.Markdown("### Run a small sweep yourself")
                 with gr.Row():
                     live_sweep_name = gr.Dropdown(list(ui_experiments.SWEEP_TITLES), value="freeze", label="Sweep")
@@ -570,6 +587,14 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             [live_sweep_name, live_sentences, live_epochs, session],
             [live_status, live_table],
             api_name="sweep",
+            concurrency_limit=training_slots,
+            concurrency_id="train",
+        )
+        logme_btn.click(
+            live_logme,
+            [picker, session, logme_sentences],
+            [logme_status, logme_out],
+            api_name="logme",
             concurrency_limit=training_slots,
             concurrency_id="train",
         )

@@ -12,7 +12,15 @@ from .logme import logme
 def layer_embeddings(encoder, texts: list[str], batch_size: int = 64) -> list[np.ndarray]:
     """Mean-pooled hidden states after the embeddings (index 0) and after each layer (1..N)."""
     hf = hf_model(encoder)
+    was_training = encoder.training
     encoder.eval()
+    try:
+        return _layer_means(encoder, hf, texts, batch_size)
+    finally:
+        encoder.train(was_training)
+
+
+def _layer_means(encoder, hf, texts, batch_size):
     order = length_order(encoder, texts)
     out = None
     for start in range(0, len(texts), batch_size):
@@ -54,6 +62,15 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def layer_scores(encoder, data) -> dict[int, dict[str, float]]:
+    """{k: {task: LogME of the mean-pooled hidden state k}} for one encoder on labelled data."""
+    labels = {t: np.array(data.label_ids(t)) for t in data.tasks}
+    return {
+        k: {t: logme(feats[y >= 0], y[y >= 0]) for t, y in labels.items() if (y >= 0).sum() > 1}
+        for k, feats in enumerate(layer_embeddings(encoder, data.texts))
+    }
+
+
 def layer_agreement(layer_scores: dict, summary: list[dict]) -> dict:
     """Does LogME's ranking of layers agree with the measured layer freezing curve? Freezing the bottom
     K layers trains on top of hidden state K (0 = the embeddings' output), so LogME of that state is
@@ -89,6 +106,5 @@ def score_candidates(data, checkpoint_encoder=None, base: str = "default") -> di
     result["encoders"]["same architecture, random weights"] = scores(encode(random_encoder(base), data.texts))
     if checkpoint_encoder is not None:
         result["encoders"]["shipped model's fine-tuned encoder"] = scores(encode(checkpoint_encoder, data.texts))
-    for k, feats in enumerate(layer_embeddings(base_enc, data.texts)):
-        result["layers"][k] = scores(feats)
+    result["layers"] = layer_scores(base_enc, data)
     return result

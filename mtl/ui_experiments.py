@@ -166,6 +166,38 @@ def logme_agreement_markdown(path=None) -> str:
     return "\n".join(lines)
 
 
+def live_logme(ctx: AppContext, choice, session, sentences) -> tuple[str, pd.DataFrame]:
+    """LogME of every layer of the chosen model (the shipped one, this session's, or a saved one) on
+    a slice of the training data: how fine-tuning moved the linearly usable information."""
+    import time
+
+    from .transfer import layer_scores
+
+    try:
+        sentences = int(sentences)
+    except (TypeError, ValueError):
+        raise UIError("Sentences must be a whole number.") from None
+    limits = getattr(ctx, "limits", None)
+    cap = min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
+    if not 64 <= sentences <= cap:
+        raise UIError(f"Use 64 to {cap} sentences here; `python -m mtl logme` scores the whole training set.")
+    model, name = ctx.resolve(choice, session)
+    train, _ = training_data(ctx)
+    data = subset(train, sentences, 0)
+    t0 = time.perf_counter()
+    scores = layer_scores(model.encoder, data)
+    rows = [
+        {"layer output": "embeddings (0)" if k == 0 else f"layer {k}", **{t: round(v, 4) for t, v in sc.items()}}
+        for k, sc in scores.items()
+    ]
+    best = ", ".join(f"{t}: layer {max(scores, key=lambda k: scores[k][t])}" for t in data.tasks)
+    status = (
+        f"LogME of **{md_escape(name)}** on {len(data)} training sentences in {time.perf_counter() - t0:.1f} s. "
+        f"Highest score per task: {best} (0 = the embeddings' output)."
+    )
+    return status, pd.DataFrame(rows)
+
+
 def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
     """A small sweep with one seed on a slice of the training data; yields (status, table)."""
     if sweep not in LIVE_SWEEPS:

@@ -355,3 +355,22 @@ def test_save_validates_the_name_and_the_model_loads_back(ctx):
     assert name == "heads-only_1" and loaded is not s.model
     assert torch.allclose(loaded.predict_proba(text)["topic"], s.model.predict_proba(text)["topic"], atol=1e-5)
     assert "a saved model" in ctx.model_info("heads-only_1", Session())
+
+
+# LogME of a chosen model's layers (Experiments tab)
+
+
+def test_live_logme_scores_every_layer_of_the_chosen_model(ctx):
+    from mtl import ui_experiments
+
+    status, table = ui_experiments.live_logme(ctx, "default", Session(), 128)
+    assert list(table["layer output"]) == ["embeddings (0)", *[f"layer {k}" for k in range(1, 7)]]
+    assert set(table.columns) == {"layer output", "topic", "sentiment"}
+    # the shipped model's fine-tuned top layers carry its tasks far better than the raw token embeddings
+    assert table["topic"].iloc[-1] > table["topic"].iloc[0] + 0.1
+    assert "128 training sentences" in status and not ctx.default_model.training
+
+    with pytest.raises(UIError, match="64 to 512 sentences"):
+        ui_experiments.live_logme(ctx, "default", Session(), 5000)
+    with pytest.raises(UIError, match="no trained model yet"):
+        ui_experiments.live_logme(ctx, SESSION_MODEL, Session(), 64)
