@@ -117,8 +117,6 @@ def test_the_other_tabs(page, tab):
     from playwright.sync_api import expect
 
     open_tab(page, tab)
-    expect(
-        page.get_by_text("really do, measured" if tab == "Experiments" else "How the heads share")
-    ).to_be_visible()
+    expect(page.get_by_text("really do, measured" if tab == "Experiments" else "How the heads share")).to_be_visible()
     shoot(page, tab.lower())
     assert os.path.getsize(SHOTS / f"{tab.lower()}.png") > 10_000

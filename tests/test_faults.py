@@ -44,8 +44,7 @@ def test_sigkill_during_saves_never_breaks_the_checkpoint(tiny_model, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     seen = set()
     for _ in range(20):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, env=env,
-                                 cwd=REPO)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, env=env, cwd=REPO)
         assert child.stdout.readline().strip() == b"ready"
         time.sleep(rng.uniform(0.0, 0.4))
         child.send_signal(signal.SIGKILL)
