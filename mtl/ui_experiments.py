@@ -121,10 +121,11 @@ def measured_markdown(results: dict | None) -> str:
     curve = layer_curve(results)
     if len(curve):
         out.append("")
-        out.append("Freezing the embeddings plus the bottom K layers (test macro-F1; K = -1 is nothing frozen):")
+        out.append("Freezing the embeddings plus the bottom K layers (test macro-F1):")
         out.append("")
-        ks = sorted(curve["layers frozen (K)"].unique())
-        out.append("| task | " + " | ".join(f"K={k}" for k in ks) + " |")
+        ks = sorted(k for k in curve["layers frozen (K)"].unique() if k >= 0)
+        ks += [-1] if -1 in set(curve["layers frozen (K)"]) else []  # nothing frozen, embeddings too: last
+        out.append("| task | " + " | ".join(f"K={k}" if k >= 0 else "nothing frozen" for k in ks) + " |")
         out.append("|---" * (len(ks) + 1) + "|")
         for task, g in curve.groupby("task", sort=False):
             f1 = dict(zip(g["layers frozen (K)"], g["macro-F1"]))

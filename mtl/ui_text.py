@@ -71,7 +71,7 @@ SWEEP_NOTES = {
     "mixing": "How batches mix the tasks (at the shipped model's freeze setting, bottom:2), and learned "
     "uncertainty weighting of the task losses (Kendall, Gal and Cipolla 2018).",
     "logme": "LogME (You et al. 2021) scores frozen features without training: higher means the labels "
-    "are more linearly predictable. From `python -m mtl logme --output results/logme.json`.",
+    "are more linearly predictable. From `python -m mtl logme --sweep results/sweep.json --output results/logme.json`.",
 }
 
 

@@ -120,3 +120,15 @@ def test_the_other_tabs(page, tab):
     expect(page.get_by_text("really do, measured" if tab == "Experiments" else "How the heads share")).to_be_visible()
     shoot(page, tab.lower())
     assert os.path.getsize(SHOTS / f"{tab.lower()}.png") > 10_000
+
+
+def test_score_the_active_model_with_logme(page):
+    from playwright.sync_api import expect
+
+    open_tab(page, "Experiments")
+    open_tab(page, "LogME (no training)")
+    expect(page.get_by_text("Spearman").first).to_be_visible()  # the committed comparison with the curve
+    page.get_by_role("button", name="Score the layers with LogME").click()
+    expect(page.get_by_text("training sentences in")).to_be_visible()
+    expect(page.get_by_text("embeddings (0)").locator("visible=true").first).to_be_visible()
+    shoot(page, "logme")
