@@ -95,16 +95,23 @@ def trainable_summary(ctx: AppContext, frozen, start: str = "pretrained") -> str
         )
     text = {
         "none": "Every layer adapts to the tasks: usually the most accurate, and the slowest.",
-        "backbone": "Only the heads learn. Fast and small to save; the sentence embeddings stay as they are.",
+        "backbone": "Only the heads learn. Fast and small to save; the sentence embeddings stay as they are. "
+        "Heads alone learn slowly, but each epoch takes well under a second (the encoder's output is cached): "
+        "use the most epochs you can (Experiments, Freeze scenarios: 3 epochs against 30).",
         "bottom": f"The embeddings and the bottom {k} layer(s) keep their weights; the top {layers - (k or 0)} "
         "layer(s) and the heads adapt. Lower layers hold general language knowledge.",
     }.get(preset, "")
     frozen_heads = [c for c in frozen if c.startswith("head.")]
     if frozen_heads and start == "pretrained":
-        text += (
-            f" ⚠ A new head starts random: frozen, {', '.join(frozen_heads)} stays at chance. "
-            "Freeze a head when you keep training the active model."
-        )
+        if all(c in frozen for c in components(ctx) if not c.startswith("head.")):  # the encoder too
+            heads = ", ".join(frozen_heads)
+            text += f" ⚠ A new head starts random: with the encoder frozen too, {heads} stays at chance."
+        else:
+            text += (
+                f" A new head starts random, but its task still learns: the encoder under the frozen "
+                f"{', '.join(frozen_heads)} adapts to it, at some cost to every task (Experiments, Freeze scenarios). "
+                "Freeze a head to keep a trained one fixed while you keep training the active model."
+            )
     elif preset.startswith("head."):
         text = f"{preset} is kept fixed while the encoder and the other head(s) adapt."
     elif preset == "custom":
