@@ -403,7 +403,13 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                         trainable = gr.Markdown(ui_freeze.trainable_summary(ctx, default_frozen), container=True)
                         with gr.Row():
                             epochs = gr.Slider(
-                                1, ctx.limits.max_epochs, value=2, step=1, label="Epochs", elem_id="train-epochs"
+                                1,
+                                ctx.limits.max_epochs_heads_only,
+                                value=2,
+                                step=1,
+                                label="Epochs",
+                                info=f"up to {ctx.limits.max_epochs} when any encoder layer trains",
+                                elem_id="train-epochs",
                             )
                             sentences = gr.Slider(
                                 ui_train.MIN_SENTENCES,

@@ -55,6 +55,7 @@ class Limits:
     batch_rows: int = MAX_BATCH_ROWS  # sentences in an uploaded file
     upload_bytes: int = MAX_UPLOAD_BYTES  # bytes of an uploaded file
     max_epochs: int = 5  # epochs per training run
+    max_epochs_heads_only: int = 50  # with the whole encoder frozen: cached, an epoch is a few matrix products
     train_sentences: int | None = None  # training sentences per run (None: all of data/train.csv)
     train_seconds: float = 15 * 60  # a run is stopped (the model kept) after this long
     training_slots: int | None = None  # training runs at once (None: --training-slots)
@@ -69,6 +70,7 @@ PUBLIC_LIMITS = Limits(
     batch_rows=200,
     upload_bytes=200_000,
     max_epochs=3,
+    max_epochs_heads_only=30,
     train_sentences=640,
     train_seconds=5 * 60,
     training_slots=1,

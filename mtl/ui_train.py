@@ -28,7 +28,7 @@ from .ui import (
     log_exception,
     md_escape,
 )
-from .ui_freeze import check_frozen
+from .ui_freeze import check_frozen, components
 
 MAX_EPOCHS = LOCAL_LIMITS.max_epochs  # the local app's limits; ctx.limits holds those in force (ui.Limits)
 BATCH_SIZES = (8, 16, 32, 64)
@@ -110,7 +110,17 @@ def make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_samp
             raise UIError(f"{name} must be {'a whole number ' if integer else ''}between {low:g} and {high:g}.")
         return int(v) if integer else v
 
-    epochs = number("Epochs", epochs, 1, limits.max_epochs, integer=True)
+    heads_only = all(c in frozen for c in components(ctx) if not c.startswith("head."))
+    high = limits.max_epochs_heads_only if heads_only else limits.max_epochs
+    try:
+        epochs = number("Epochs", epochs, 1, high, integer=True)
+    except UIError as e:
+        if heads_only:
+            raise
+        raise UIError(
+            f"{e} More epochs ({limits.max_epochs_heads_only}) are allowed with the whole encoder frozen, "
+            "where an epoch takes well under a second."
+        ) from None
     batch_size = number("Batch size", batch_size, 1, max(BATCH_SIZES), integer=True)
     if batch_size not in BATCH_SIZES:
         raise UIError(f"Batch size must be one of {', '.join(map(str, BATCH_SIZES))}.")

@@ -552,7 +552,11 @@ def test_public_limits_apply(ctx, tmp_path, keeper):
         pub = ui.PUBLIC_LIMITS
         assert ctx.public and pub.max_epochs < ui_train.MAX_EPOCHS
         with pytest.raises(UIError, match=f"Epochs must be a whole number between 1 and {pub.max_epochs}"):
-            ui_train.make_config(ctx, BACKBONE, pub.max_epochs + 1, 8, 5e-5, 2e-3, "joint", 64)
+            ui_train.make_config(ctx, BACKBONE[:-1], pub.max_epochs + 1, 8, 5e-5, 2e-3, "joint", 64)
+        # heads only: the encoder's output is cached, so more (cheap) epochs are allowed, and no more
+        ui_train.make_config(ctx, BACKBONE, pub.max_epochs_heads_only, 8, 5e-5, 2e-3, "joint", 64)
+        with pytest.raises(UIError, match=f"between 1 and {pub.max_epochs_heads_only}"):
+            ui_train.make_config(ctx, BACKBONE, pub.max_epochs_heads_only + 1, 8, 5e-5, 2e-3, "joint", 64)
         with pytest.raises(UIError, match=f"Training sentences must be a whole number between 64 and {640}"):
             ui_train.make_config(ctx, BACKBONE, 1, 8, 5e-5, 2e-3, "joint", pub.train_sentences + 1)
         ui_train.make_config(ctx, BACKBONE, pub.max_epochs, 8, 5e-5, 2e-3, "joint", pub.train_sentences)
@@ -588,7 +592,7 @@ def test_public_app_has_the_caps_in_its_controls_and_queue(ctx):
     pub.limits = ui.PUBLIC_LIMITS
     demo = app.build_demo(pub, training_slots=4)
     sliders = {b.elem_id: b for b in demo.blocks.values() if type(b).__name__ == "Slider"}
-    assert sliders["train-epochs"].maximum == ui.PUBLIC_LIMITS.max_epochs
+    assert sliders["train-epochs"].maximum == ui.PUBLIC_LIMITS.max_epochs_heads_only
     assert sliders["train-sentences"].maximum == ui.PUBLIC_LIMITS.train_sentences
     assert demo._queue.max_size == ui.PUBLIC_LIMITS.queue_size
     train_fn = next(f for f in demo.fns.values() if f.api_name == "train")
