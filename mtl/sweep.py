@@ -180,7 +180,33 @@ def markdown(summary: list[dict]) -> str:
                 + f" | {row['trainable_params']:,} | {row['seconds']['mean']:.0f} s |"
             )
         lines.append("")
+        if sweep == "layers":
+            lines += layer_shares(summary, tasks)
     return "\n".join(lines)
+
+
+def layer_shares(summary: list[dict], tasks: list[str]) -> list[str]:
+    """The layer curve against full fine-tuning, two ways: the macro-F1 of bottom:K as a share of full
+    fine-tuning's (how Lee et al. state their result), and the share of the gain that fine-tuning adds
+    over the frozen encoder (bottom:N) that bottom:K recovers."""
+    f1 = {
+        r["config"]["layers_frozen"]: {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
+        for r in summary
+        if r["sweep"] == "layers" and "layers_frozen" in r["config"]
+    }
+    ks = sorted(k for k in f1 if k >= 0)
+    if -1 not in f1 or not ks:
+        return []
+    full, frozen = f1[-1], f1[ks[-1]]
+    head = " | ".join(f"{t}: share of full F1 | {t}: share of the gain" for t in tasks)
+    lines = [f"| K | {head} |", "|---|" + "---|---|" * len(tasks)]
+    for k in ks:
+        cells = []
+        for t in tasks:
+            gain = full[t] - frozen[t]
+            cells += [f"{f1[k][t] / full[t]:.1%}", f"{(f1[k][t] - frozen[t]) / gain:.0%}" if gain > 0 else "–"]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def run_sweeps(

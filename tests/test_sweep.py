@@ -122,3 +122,23 @@ def test_epochs_factor_trains_longer(tiny_sweeps, toy_data):
     one = sweep.run_one({"freeze": "backbone"}, 0, 1, toy_data, toy_data, toy_data)
     three = sweep.run_one({"freeze": "backbone", "epochs_factor": 3}, 0, 1, toy_data, toy_data, toy_data)
     assert three["steps"] == 3 * one["steps"] > 0
+
+
+def test_layer_shares_against_full_fine_tuning():
+    from mtl.sweep import layer_shares, summarise
+
+    runs = [
+        {
+            "sweep": "layers",
+            "name": f"bottom:{k}",
+            "config": {"layers_frozen": k},
+            "seed": 0,
+            "trainable_params": 1,
+            "seconds": 1.0,
+            "test": {"topic": {"accuracy": 0.5, "macro_f1": f1}},
+        }
+        for k, f1 in ((0, 0.8), (1, 0.7), (2, 0.6), (-1, 0.8))
+    ]
+    lines = layer_shares(summarise(runs), ["topic"])
+    assert lines[2:5] == ["| 0 | 100.0% | 100% |", "| 1 | 87.5% | 50% |", "| 2 | 75.0% | 0% |"]
+    assert layer_shares(summarise(runs[:3]), ["topic"]) == []  # no full fine-tuning row to compare with
