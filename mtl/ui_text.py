@@ -63,7 +63,8 @@ several seeds, scored on the test split. The tables show mean ± standard deviat
 SWEEP_NOTES = {
     "freeze": "The classic scenarios. *Entire network frozen* is the untrained heads on the pretrained "
     "encoder: no learning at all. The encoder probe (in the JSON) says what training did to the shared "
-    "encoder for each task, even when that task's head stayed frozen and random.",
+    "encoder for each task, even when that task's head stayed frozen and random. *Heads trained 10x longer* "
+    "shows what a frozen encoder reaches once its heads converge (cheap: the encoder's output is cached).",
     "layers": "After Lee, Tang and Lin (2019): freeze the embeddings plus the bottom K layers and fine-tune "
     "the rest. K = 6 is the whole encoder frozen; -1 is full fine-tuning (embeddings too).",
     "tasks": "One model per task against one model for both, at the same budget, and the linear-probe "
