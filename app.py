@@ -499,24 +499,13 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
                                         height=260,
                                     )
                             with gr.Row():
-                                gr.BarPlot(
-                                    cost,
-                                    x="setting",
-                                    y="trainable params (millions)",
-                                    x_label_angle=-20,
-                                    title="Trainable parameters",
-                                    sort=order,
-                                    height=240,
-                                )
-                                gr.BarPlot(
-                                    cost,
-                                    x="setting",
-                                    y="train time (s)",
-                                    x_label_angle=-20,
-                                    title="Training time",
-                                    sort=order,
-                                    height=240,
-                                )
+                                for y, title in (
+                                    ("trainable params (millions)", "Trainable parameters"),
+                                    ("train time (s)", "Training time"),
+                                ):
+                                    gr.BarPlot(
+                                        cost, x="setting", y=y, title=title, x_label_angle=-20, sort=order, height=240
+                                    )
                             gr.Dataframe(ui_experiments.results_table(results, sweep_name), wrap=True)
                     with gr.Tab("LogME (no training)"):
                         gr.Markdown(ui_text.SWEEP_NOTES["logme"])
@@ -558,6 +547,8 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
         pooling.input(embed, [emb_text, pooling, picker, session], emb_outputs, api_name="embed_pooling")
         demo.load(embed, [emb_text, pooling, picker, session], emb_outputs, api_name="embed_on_load")
 
+        # one limit for everything that trains (runs, live sweeps, live LogME): they share the "train" slots
+        train_slots = min(training_slots, ctx.limits.training_slots or training_slots)
         pred_outputs = [*label_boxes, pred_info]
         batched = {"batch": True, "max_batch_size": PREDICT_BATCH, "concurrency_limit": PREDICT_CONCURRENCY}
         pred_btn.click(predict_many, [pred_text, picker], pred_outputs, api_name="predict", **batched)
@@ -583,7 +574,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             train_inputs,
             [progress, loss_plot, val_table, train_status, picker, model_info],
             api_name="train",
-            concurrency_limit=min(training_slots, ctx.limits.training_slots or training_slots),
+            concurrency_limit=train_slots,
             concurrency_id="train",
             show_progress_on=[progress],
         )
@@ -593,7 +584,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             [live_sweep_name, live_sentences, live_epochs, session],
             [live_status, live_table],
             api_name="sweep",
-            concurrency_limit=training_slots,
+            concurrency_limit=train_slots,
             concurrency_id="train",
         )
         logme_btn.click(
@@ -601,7 +592,7 @@ def build_demo(ctx: ui.AppContext, training_slots: int = 1) -> gr.Blocks:
             [picker, session, logme_sentences],
             [logme_status, logme_out],
             api_name="logme",
-            concurrency_limit=training_slots,
+            concurrency_limit=train_slots,
             concurrency_id="train",
         )
         live_stop_btn.click(stop_sweep, session, live_status, api_name="stop_sweep", concurrency_limit=None)

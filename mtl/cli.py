@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "checkpoints" / "default")
@@ -158,7 +159,7 @@ def _cmd_predict(args):
     model = load_checkpoint(args.checkpoint, device=args.device)
     model.set_precision(args.precision)
     rows = prediction_rows(model, texts)
-    if args.output:
+    if args.output:  # JSON stores the layer numbers as strings
         from .checkpoint import _write_atomic
 
         def write(tmp):
@@ -388,13 +389,14 @@ def _cmd_logme(args):
     from .errors import DataError
     from .transfer import score_candidates
 
+    t0 = time.perf_counter()
     data = load_labelled(args.data)
     curve = None
     if args.sweep:  # checked before the slow scoring
-        from .sweep import read_results
+        from .sweep import layer_f1, read_results
 
         curve = read_results(args.sweep)["summary"]
-        if not any(r["sweep"] == "layers" and r["config"].get("layers_frozen", -1) >= 0 for r in curve):
+        if not any(k >= 0 for k in layer_f1(curve)):
             raise DataError(f"{args.sweep} has no layer sweep results (python -m mtl sweep --sweeps layers)")
     if args.max_sentences and len(data) > args.max_sentences:
         from .sweep import restrict
@@ -413,7 +415,6 @@ def _cmd_logme(args):
         for name, sc in result[section].items():
             label = f"layer output {name}" if section == "layers" else name
             print(f"  {label:<40} " + "  ".join(f"{t} {sc[t]:+.4f}" for t in tasks))
-    result["layers"] = {str(k): v for k, v in result["layers"].items()}  # as JSON will store them
     if curve is not None:
         from .transfer import layer_agreement
 
@@ -425,10 +426,12 @@ def _cmd_logme(args):
         for task, a in agreement.items():
             pairs = ", ".join(f"K={p['K']}: {p['logme']:+.3f}/{p['macro_f1']:.3f}" for p in a["pairs"])
             print(f"  {task}: Spearman {a['spearman']:+.2f}  ({pairs})")
-    if args.output:
+    seconds = time.perf_counter() - t0
+    print(f"\nscored in {seconds:.0f} s", file=sys.stderr)
+    if args.output:  # JSON stores the layer numbers as strings
         from .checkpoint import _write_atomic
 
-        payload = {"data": args.data, "sentences": len(data), **result, "machine": _machine()}
+        payload = {"data": args.data, "sentences": len(data), **result, "seconds": seconds, "machine": _machine()}
         _write_atomic(Path(args.output), lambda tmp: Path(tmp).write_text(_json.dumps(payload, indent=2) + "\n"))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

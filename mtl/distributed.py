@@ -30,6 +30,7 @@ from .data import Dataset, load_labelled
 from .device import resolve_device
 from .encoder import hf_model
 from .errors import ConfigError, DataError
+from .losses import total_loss
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 
@@ -188,10 +189,8 @@ class Sharding:
                     v.grad = self.acc.reduce(v.grad, "mean")
         totals = self._sum(sums)
         losses = {t: totals[i] / counts[t] for i, t in enumerate(live)}
-        if log_vars is None:
-            return sum(losses.values()), losses
-        s = {t: log_vars[t].detach() for t in live}
-        return sum(torch.exp(-s[t]) * v + s[t] for t, v in losses.items()), losses
+        detached = {t: log_vars[t].detach() for t in live} if log_vars else None
+        return total_loss(losses, detached), losses
 
     def clip_grad_norm_(self, params, max_norm) -> None:
         if self.acc is not None:

@@ -182,18 +182,28 @@ def markdown(summary: list[dict]) -> str:
         lines.append("")
         if sweep == "layers":
             lines += layer_shares(summary, tasks)
+    distinct = {_config_key(r["config"]): r for r in summary}.values()  # a setting in several sweeps ran once
+    runs = sum(len(r["seeds"]) for r in distinct)
+    minutes = sum(r["seconds"]["mean"] * len(r["seeds"]) for r in distinct) / 60
+    lines.append(f"{runs} distinct runs, {minutes:.0f} minutes of training in all.")
     return "\n".join(lines)
+
+
+def layer_f1(summary: list[dict]) -> dict[int, dict[str, float]]:
+    """The layer freezing curve of a sweep summary: {K: {task: mean test macro-F1}}, K = -1 for nothing
+    frozen (the embeddings train too)."""
+    return {
+        r["config"]["layers_frozen"]: {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
+        for r in summary
+        if r["sweep"] == "layers" and "layers_frozen" in r["config"]
+    }
 
 
 def layer_shares(summary: list[dict], tasks: list[str]) -> list[str]:
     """The layer curve against full fine-tuning, two ways: the macro-F1 of bottom:K as a share of full
     fine-tuning's (how Lee et al. state their result), and the share of the gain that fine-tuning adds
     over the frozen encoder (bottom:N) that bottom:K recovers."""
-    f1 = {
-        r["config"]["layers_frozen"]: {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
-        for r in summary
-        if r["sweep"] == "layers" and "layers_frozen" in r["config"]
-    }
+    f1 = layer_f1(summary)
     ks = sorted(k for k in f1 if k >= 0)
     if -1 not in f1 or not ks:
         return []

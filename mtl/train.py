@@ -26,6 +26,7 @@ from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
 from .freeze import apply_freeze, component_params, encoder_component, parameter_counts, parse_freeze
+from .losses import total_loss
 from .sampling import epoch_plan
 
 
@@ -217,10 +218,7 @@ def train(
                     mask = target >= 0
                     if mask.any():
                         losses[t] = F.cross_entropy(logits[t][mask].float(), target[mask])
-                if log_vars is None:
-                    loss = sum(losses.values())
-                else:
-                    loss = sum(torch.exp(-log_vars[t]) * v + log_vars[t] for t, v in losses.items())
+                loss = total_loss(losses, log_vars)
             weights = {t: math.exp(-s.item()) for t, s in log_vars.items()} if log_vars else None
             if not torch.isfinite(loss):
                 _restore(model, last_good)

@@ -6,6 +6,7 @@ import torch
 
 from .encoder import build_encoder, encode, hf_model, length_order, tokenize
 from .logme import logme
+from .sweep import layer_f1
 
 
 @torch.inference_mode()
@@ -62,28 +63,30 @@ def spearman(a, b) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def task_scores(features: np.ndarray, labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """{task: LogME} of one feature matrix, each task on its labelled rows (label -1: unlabelled)."""
+    return {t: logme(features[y >= 0], y[y >= 0]) for t, y in labels.items() if (y >= 0).sum() > 1}
+
+
+def label_arrays(data) -> dict[str, np.ndarray]:
+    return {t: np.array(data.label_ids(t)) for t in data.tasks}
+
+
 def layer_scores(encoder, data) -> dict[int, dict[str, float]]:
     """{k: {task: LogME of the mean-pooled hidden state k}} for one encoder on labelled data."""
-    labels = {t: np.array(data.label_ids(t)) for t in data.tasks}
-    return {
-        k: {t: logme(feats[y >= 0], y[y >= 0]) for t, y in labels.items() if (y >= 0).sum() > 1}
-        for k, feats in enumerate(layer_embeddings(encoder, data.texts))
-    }
+    labels = label_arrays(data)
+    return {k: task_scores(feats, labels) for k, feats in enumerate(layer_embeddings(encoder, data.texts))}
 
 
-def layer_agreement(layer_scores: dict, summary: list[dict]) -> dict:
+def layer_agreement(scores: dict[int, dict], summary: list[dict]) -> dict:
     """Does LogME's ranking of layers agree with the measured layer freezing curve? Freezing the bottom
     K layers trains on top of hidden state K (0 = the embeddings' output), so LogME of that state is
     paired with the test macro-F1 of `bottom:K`; per task, the Spearman correlation over K."""
-    f1 = {}
-    for r in summary:
-        k = r.get("config", {}).get("layers_frozen")
-        if r.get("sweep") == "layers" and k is not None and k >= 0:
-            f1[k] = {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
+    f1 = layer_f1(summary)
+    ks = sorted(k for k in f1 if k >= 0 and k in scores)
     out = {}
-    ks = sorted(k for k in f1 if str(k) in {str(x) for x in layer_scores})
-    for task in sorted({t for v in f1.values() for t in v}):
-        pairs = [(k, layer_scores[str(k)][task], f1[k][task]) for k in ks if task in layer_scores[str(k)]]
+    for task in sorted({t for k in ks for t in f1[k]}):
+        pairs = [(k, scores[k][task], f1[k][task]) for k in ks if task in scores[k]]
         if len(pairs) >= 3:
             rho = spearman([p[1] for p in pairs], [p[2] for p in pairs])
             out[task] = {"spearman": rho, "pairs": [{"K": k, "logme": a, "macro_f1": b} for k, a, b in pairs]}
@@ -92,19 +95,16 @@ def layer_agreement(layer_scores: dict, summary: list[dict]) -> dict:
 
 def score_candidates(data, checkpoint_encoder=None, base: str = "default") -> dict:
     """{"encoders": {name: {task: score}}, "pooling": {...}, "layers": {k: {task: score}}}."""
-    tasks = list(data.tasks)
-    labels = {t: np.array(data.label_ids(t)) for t in tasks}
-
-    def scores(features):
-        return {t: logme(features[labels[t] >= 0], labels[t][labels[t] >= 0]) for t in tasks}
-
+    labels = label_arrays(data)
     base_enc = build_encoder(base)
     result = {"encoders": {}, "pooling": {}, "layers": {}}
     for mode in ("mean", "cls", "max"):
-        result["pooling"][mode] = scores(encode(base_enc, data.texts, pooling=mode))
+        result["pooling"][mode] = task_scores(encode(base_enc, data.texts, pooling=mode), labels)
     result["encoders"]["all-MiniLM-L6-v2 (pretrained)"] = result["pooling"]["mean"]
-    result["encoders"]["same architecture, random weights"] = scores(encode(random_encoder(base), data.texts))
+    random = encode(random_encoder(base), data.texts)
+    result["encoders"]["same architecture, random weights"] = task_scores(random, labels)
     if checkpoint_encoder is not None:
-        result["encoders"]["shipped model's fine-tuned encoder"] = scores(encode(checkpoint_encoder, data.texts))
+        tuned = encode(checkpoint_encoder, data.texts)
+        result["encoders"]["shipped model's fine-tuned encoder"] = task_scores(tuned, labels)
     result["layers"] = layer_scores(base_enc, data)
     return result

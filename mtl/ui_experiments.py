@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import MTLError
-from .sweep import run_sweeps
+from .errors import DataError, MTLError
+from .sweep import layer_f1, read_results, run_sweeps
 from .ui import AppContext, UIError, md_escape
 from .ui_train import subset, training_data
 
@@ -25,12 +25,10 @@ LIVE_MAX_EPOCHS = 2
 
 
 def load_results(path=None) -> dict | None:
-    path = Path(path or RESULTS / "sweep.json")
-    if not path.is_file():
-        return None
+    """The committed results, or None when they are missing or unreadable (the tab then says so)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_results(path or RESULTS / "sweep.json")
+    except (DataError, OSError):
         return None
 
 
@@ -81,13 +79,9 @@ def costs(results: dict | None, sweep: str) -> pd.DataFrame:
 
 def layer_curve(results: dict | None) -> pd.DataFrame:
     """Test macro-F1 against K, the number of bottom layers frozen (-1: nothing frozen)."""
-    rows = []
-    for r in (results or {}).get("summary", []):
-        k = r["config"].get("layers_frozen")
-        if r["sweep"] == "layers" and k is not None:
-            for task, m in r["test"].items():
-                rows.append({"layers frozen (K)": k, "task": task, "macro-F1": m["macro_f1"]["mean"]})
-    return pd.DataFrame(rows, columns=["layers frozen (K)", "task", "macro-F1"]).sort_values("layers frozen (K)")
+    f1 = layer_f1((results or {}).get("summary", []))
+    rows = [{"layers frozen (K)": k, "task": t, "macro-F1": v} for k in sorted(f1) for t, v in f1[k].items()]
+    return pd.DataFrame(rows, columns=["layers frozen (K)", "task", "macro-F1"])
 
 
 def provenance(results: dict | None) -> str:
@@ -118,18 +112,18 @@ def measured_markdown(results: dict | None) -> str:
         for r in rows:
             accs = " | ".join(f"{r['test'][t]['accuracy']['mean']:.3f}" for t in tasks)
             out.append(f"| {r['name']} | {accs} | {r['trainable_params']:,} | {r['seconds']['mean']:.0f} s |")
-    curve = layer_curve(results)
-    if len(curve):
-        out.append("")
-        out.append("Freezing the embeddings plus the bottom K layers (test macro-F1):")
-        out.append("")
-        ks = sorted(k for k in curve["layers frozen (K)"].unique() if k >= 0)
-        ks += [-1] if -1 in set(curve["layers frozen (K)"]) else []  # nothing frozen, embeddings too: last
-        out.append("| task | " + " | ".join(f"K={k}" if k >= 0 else "nothing frozen" for k in ks) + " |")
-        out.append("|---" * (len(ks) + 1) + "|")
-        for task, g in curve.groupby("task", sort=False):
-            f1 = dict(zip(g["layers frozen (K)"], g["macro-F1"]))
-            out.append(f"| {task} | " + " | ".join(f"{f1[k]:.3f}" if k in f1 else "–" for k in ks) + " |")
+    f1 = layer_f1(results["summary"])
+    if f1:
+        ks = sorted(k for k in f1 if k >= 0) + ([-1] if -1 in f1 else [])  # nothing frozen (embeddings too) last
+        out += [
+            "",
+            "Freezing the embeddings plus the bottom K layers (test macro-F1):",
+            "",
+            "| task | " + " | ".join(f"K={k}" if k >= 0 else "nothing frozen" for k in ks) + " |",
+            "|---" * (len(ks) + 1) + "|",
+        ]
+        for task in dict.fromkeys(t for k in ks for t in f1[k]):
+            out.append(f"| {task} | " + " | ".join(f"{f1[k][task]:.3f}" if task in f1[k] else "–" for k in ks) + " |")
     return "\n".join(out) + "\n\n" + provenance(results)
 
 
@@ -144,6 +138,12 @@ def logme_table(path=None) -> pd.DataFrame:
             label = f"output of layer {name}" if section == "layers" else name
             rows.append({"what": section, "candidate": label, **{t: round(v, 4) for t, v in scores.items()}})
     return pd.DataFrame(rows)
+
+
+def live_sentence_cap(ctx) -> int:
+    """Training sentences a visitor's sweep or LogME may use: the public demo's caps apply as in Train."""
+    limits = getattr(ctx, "limits", None)
+    return min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
 
 
 def logme_agreement_markdown(path=None) -> str:
@@ -178,8 +178,7 @@ def live_logme(ctx: AppContext, choice, session, sentences) -> tuple[str, pd.Dat
         sentences = int(sentences)
     except (TypeError, ValueError):
         raise UIError("Sentences must be a whole number.") from None
-    limits = getattr(ctx, "limits", None)
-    cap = min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
+    cap = live_sentence_cap(ctx)
     if not 64 <= sentences <= cap:
         raise UIError(f"Use 64 to {cap} sentences here; `python -m mtl logme` scores the whole training set.")
     model, name = ctx.resolve(choice, session)
@@ -207,9 +206,8 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
         sentences, epochs = int(sentences), int(epochs)
     except (TypeError, ValueError):
         raise UIError("Sentences and epochs must be whole numbers.") from None
-    limits = getattr(ctx, "limits", None)  # the public demo's caps apply here as in the Train tab
-    max_sentences = min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
-    max_epochs = min(LIVE_MAX_EPOCHS, getattr(limits, "max_epochs", LIVE_MAX_EPOCHS))
+    max_sentences = live_sentence_cap(ctx)
+    max_epochs = min(LIVE_MAX_EPOCHS, getattr(getattr(ctx, "limits", None), "max_epochs", LIVE_MAX_EPOCHS))
     if not 64 <= sentences <= max_sentences or not 1 <= epochs <= max_epochs:
         raise UIError(
             f"Use 64 to {max_sentences} sentences and 1 to {max_epochs} epochs here; "

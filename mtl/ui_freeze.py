@@ -78,6 +78,11 @@ def check_frozen(ctx: AppContext, frozen) -> list[str]:
     return [c for c in comps if c in set(frozen or [])]
 
 
+def encoder_frozen(ctx: AppContext, frozen) -> bool:
+    """Every encoder component frozen: only heads train, on cached sentence embeddings."""
+    return all(c in frozen for c in components(ctx) if not c.startswith("head."))
+
+
 def trainable_summary(ctx: AppContext, frozen, start: str = "pretrained") -> str:
     """Markdown: how many parameters would train, and what this choice means."""
     frozen = check_frozen(ctx, frozen)
@@ -103,7 +108,7 @@ def trainable_summary(ctx: AppContext, frozen, start: str = "pretrained") -> str
     }.get(preset, "")
     frozen_heads = [c for c in frozen if c.startswith("head.")]
     if frozen_heads and start == "pretrained":
-        if all(c in frozen for c in components(ctx) if not c.startswith("head.")):  # the encoder too
+        if encoder_frozen(ctx, frozen):
             heads = ", ".join(frozen_heads)
             text += f" ⚠ A new head starts random: with the encoder frozen too, {heads} stays at chance."
         else:

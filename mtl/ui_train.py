@@ -28,7 +28,7 @@ from .ui import (
     log_exception,
     md_escape,
 )
-from .ui_freeze import check_frozen, components
+from .ui_freeze import check_frozen, encoder_frozen
 
 MAX_EPOCHS = LOCAL_LIMITS.max_epochs  # the local app's limits; ctx.limits holds those in force (ui.Limits)
 BATCH_SIZES = (8, 16, 32, 64)
@@ -101,26 +101,24 @@ def make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_samp
     frozen = check_frozen(ctx, frozen)
     limits = ctx.limits
 
-    def number(name, value, low, high, integer=False):
+    def number(name, value, low, high, integer=False, hint=""):
         try:
             v = float(value)
         except (TypeError, ValueError):
             raise UIError(f"{name} must be a number; got {value!r}.") from None
         if not math.isfinite(v) or not low <= v <= high or (integer and not v.is_integer()):
-            raise UIError(f"{name} must be {'a whole number ' if integer else ''}between {low:g} and {high:g}.")
+            whole = "a whole number " if integer else ""
+            raise UIError(f"{name} must be {whole}between {low:g} and {high:g}.{hint}")
         return int(v) if integer else v
 
-    heads_only = all(c in frozen for c in components(ctx) if not c.startswith("head."))
-    high = limits.max_epochs_heads_only if heads_only else limits.max_epochs
-    try:
-        epochs = number("Epochs", epochs, 1, high, integer=True)
-    except UIError as e:
-        if heads_only:
-            raise
-        raise UIError(
-            f"{e} More epochs ({limits.max_epochs_heads_only}) are allowed with the whole encoder frozen, "
+    if encoder_frozen(ctx, frozen):  # heads only: cached epochs are a few matrix products
+        epochs = number("Epochs", epochs, 1, limits.max_epochs_heads_only, integer=True)
+    else:
+        more = (
+            f" More epochs ({limits.max_epochs_heads_only}) are allowed with the whole encoder frozen, "
             "where an epoch takes well under a second."
-        ) from None
+        )
+        epochs = number("Epochs", epochs, 1, limits.max_epochs, integer=True, hint=more)
     batch_size = number("Batch size", batch_size, 1, max(BATCH_SIZES), integer=True)
     if batch_size not in BATCH_SIZES:
         raise UIError(f"Batch size must be one of {', '.join(map(str, BATCH_SIZES))}.")

@@ -111,3 +111,19 @@ def shipped_splits():
         load_labelled(DATA / "val.csv", label_sets=train.tasks),
         load_labelled(DATA / "test.csv", label_sets=train.tasks),
     )
+
+
+def layer_runs(f1_by_k, tasks=("topic",)) -> list[dict]:
+    """Sweep records of a layer freezing curve, one seed: {K: macro-F1} (K = -1: nothing frozen)."""
+    return [
+        {
+            "sweep": "layers",
+            "name": f"bottom:{k}",
+            "config": {"layers_frozen": k},
+            "seed": 0,
+            "trainable_params": 1,
+            "seconds": 1.0,
+            "test": {t: {"accuracy": 0.5, "macro_f1": f1} for t in tasks},
+        }
+        for k, f1 in f1_by_k.items()
+    ]

@@ -597,6 +597,9 @@ def test_public_app_has_the_caps_in_its_controls_and_queue(ctx):
     assert demo._queue.max_size == ui.PUBLIC_LIMITS.queue_size
     train_fn = next(f for f in demo.fns.values() if f.api_name == "train")
     assert train_fn.concurrency_limit == 1  # one training at a time, whatever --training-slots says
+    for api in ("sweep", "logme"):  # they share the training slot, under the same public limit
+        fn = next(f for f in demo.fns.values() if f.api_name == api)
+        assert (fn.concurrency_id, fn.concurrency_limit) == ("train", 1)
     predict_fn = next(f for f in demo.fns.values() if f.api_name == "predict")
     assert predict_fn.batch and predict_fn.max_batch_size == app.PREDICT_BATCH
 

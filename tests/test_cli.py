@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, layer_runs
 
 from mtl.cli import main
 
@@ -177,24 +177,14 @@ def test_logme_compares_layers_with_a_layer_sweep(tmp_path, tiny_bert, toy_csv, 
     """LogME of each hidden state of the tiny model, set against a sweep file's layer curve."""
     from mtl.sweep import summarise, write_results
 
-    runs = [
-        {
-            "sweep": "layers",
-            "name": f"bottom:{k}",
-            "config": {"layers_frozen": k},
-            "seed": 0,
-            "trainable_params": 10 - k,
-            "seconds": 1.0,
-            "test": {t: {"accuracy": 0.9 - 0.1 * k, "macro_f1": 0.9 - 0.1 * k} for t in ("topic", "sentiment")},
-        }
-        for k in (0, 1, 2)
-    ]
+    runs = layer_runs({k: 0.9 - 0.1 * k for k in (0, 1, 2)}, tasks=("topic", "sentiment"))
     sweep, _ = write_results(tmp_path / "sweep.json", {"runs": runs, "summary": summarise(runs)})
     out_json = tmp_path / "logme.json"
     argv = ["logme", "--data", toy_csv, "--model", tiny_bert, "--checkpoint", "", "--sweep", sweep]
     code, out, _ = run(capsys, *argv, "--output", out_json)
     assert code == 0 and "Spearman" in out
     saved = json.loads(out_json.read_text())
+    assert saved["seconds"] > 0
     assert set(saved["layers"]) == {"0", "1", "2"}  # embeddings' output and each of the 2 layers
     for task in ("topic", "sentiment"):
         a = saved["layer_curve_agreement"][task]

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import layer_runs
 
 from mtl import sweep
 from mtl.errors import ConfigError
@@ -100,19 +101,8 @@ def test_layer_agreement_pairs_hidden_state_k_with_bottom_k():
     from mtl.sweep import summarise
     from mtl.transfer import layer_agreement
 
-    runs = [
-        {
-            "sweep": "layers",
-            "name": f"bottom:{k}",
-            "config": {"layers_frozen": k},
-            "seed": 0,
-            "trainable_params": 1,
-            "seconds": 1.0,
-            "test": {"topic": {"accuracy": 0.5, "macro_f1": f1}},
-        }
-        for k, f1 in ((-1, 0.99), (0, 0.9), (1, 0.8), (2, 0.85), (3, 0.5))
-    ]
-    scores = {"0": {"topic": -1.0}, "1": {"topic": -0.5}, "2": {"topic": 0.0}, "3": {"topic": 0.5}}
+    runs = layer_runs({-1: 0.99, 0: 0.9, 1: 0.8, 2: 0.85, 3: 0.5})
+    scores = {0: {"topic": -1.0}, 1: {"topic": -0.5}, 2: {"topic": 0.0}, 3: {"topic": 0.5}}
     a = layer_agreement(scores, summarise(runs))["topic"]
     assert [p["K"] for p in a["pairs"]] == [0, 1, 2, 3]  # K = -1 (embeddings trained too) has no hidden state
     assert a["spearman"] == pytest.approx(-0.8)  # ranks 1,2,3,4 against 4,2,3,1
@@ -127,18 +117,7 @@ def test_epochs_factor_trains_longer(tiny_sweeps, toy_data):
 def test_layer_shares_against_full_fine_tuning():
     from mtl.sweep import layer_shares, summarise
 
-    runs = [
-        {
-            "sweep": "layers",
-            "name": f"bottom:{k}",
-            "config": {"layers_frozen": k},
-            "seed": 0,
-            "trainable_params": 1,
-            "seconds": 1.0,
-            "test": {"topic": {"accuracy": 0.5, "macro_f1": f1}},
-        }
-        for k, f1 in ((0, 0.8), (1, 0.7), (2, 0.6), (-1, 0.8))
-    ]
+    runs = layer_runs({0: 0.8, 1: 0.7, 2: 0.6, -1: 0.8})
     lines = layer_shares(summarise(runs), ["topic"])
     assert lines[2:5] == ["| 0 | 100.0% | 100% |", "| 1 | 87.5% | 50% |", "| 2 | 75.0% | 0% |"]
     assert layer_shares(summarise(runs[:3]), ["topic"]) == []  # no full fine-tuning row to compare with
