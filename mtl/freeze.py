@@ -9,7 +9,15 @@ from collections import OrderedDict
 
 from .errors import ConfigError
 
-PRESETS = ("none", "all", "backbone", "head.<task>", "bottom:K")
+# The one list of freeze presets, least to most frozen: spec -> what it freezes. `presets(model)` spells
+# out bottom:K and head.<task> for one model; the CLI's help, its errors and the app's controls read these.
+PRESETS = {
+    "none": "train everything",
+    "backbone": "heads only",
+    "bottom:K": "embeddings + the bottom K layers",
+    "head.<task>": "freeze the <task> head",
+    "all": "freeze everything",
+}
 _LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
@@ -43,6 +51,39 @@ def component_params(model) -> "OrderedDict[str, list]":
 
 def num_layers(model) -> int:
     return sum(1 for c in component_params(model) if c.startswith("layer."))
+
+
+def freezable_components(model) -> list[str]:
+    """Components in network order, without BERT's unused pooler (always frozen)."""
+    return [c for c in component_params(model) if c != "pooler"]
+
+
+def presets(model) -> "OrderedDict[str, str]":
+    """PRESETS spelled out for one model: bottom:0 ... bottom:N and head.<task> for each of its heads."""
+    out = OrderedDict()
+    for spec, description in PRESETS.items():
+        if spec == "bottom:K":
+            for k in range(num_layers(model) + 1):
+                out[f"bottom:{k}"] = description.replace("bottom K", f"bottom {k}")
+        elif spec == "head.<task>":
+            for task in model.heads:
+                out[f"head.{task}"] = description.replace("<task>", task)
+        else:
+            out[spec] = description
+    return out
+
+
+def frozen_components(spec: str, model) -> list[str]:
+    """parse_freeze in network order."""
+    frozen = parse_freeze(spec, model)
+    return [c for c in component_params(model) if c in frozen]
+
+
+def preset_for(frozen, model) -> str | None:
+    """The preset of `presets(model)` that freezes exactly `frozen` (the first, least frozen, where two
+    coincide, e.g. backbone and bottom:N on BERT), else None."""
+    frozen = set(frozen or ())
+    return next((spec for spec in presets(model) if parse_freeze(spec, model) == frozen), None)
 
 
 def parse_freeze(spec: str, model) -> set[str]:

@@ -85,3 +85,37 @@ def test_parameter_counts(tiny_model):
     assert counts["head.topic"]["total"] == 32 * 3 + 3
     assert counts["total"]["trainable"] == heads
     assert counts["total"]["total"] == sum(p.numel() for p in tiny_model.parameters())
+
+
+def test_presets_spell_out_bottom_k_and_heads_for_the_model(tiny_model):
+    from mtl.freeze import PRESETS, presets
+
+    assert list(PRESETS) == ["none", "backbone", "bottom:K", "head.<task>", "all"]
+    specs = presets(tiny_model)
+    assert list(specs) == [
+        "none",
+        "backbone",
+        "bottom:0",
+        "bottom:1",
+        "bottom:2",
+        "head.topic",
+        "head.sentiment",
+        "all",
+    ]
+    assert specs["bottom:1"] == "embeddings + the bottom 1 layers" and specs["head.topic"] == "freeze the topic head"
+    for spec in specs:  # every spelled-out preset is one parse_freeze accepts
+        parse_freeze(spec, tiny_model)
+
+
+def test_preset_for_frozen_components(tiny_model):
+    from mtl.freeze import freezable_components, frozen_components, preset_for
+
+    assert freezable_components(tiny_model) == ["embeddings", "layer.0", "layer.1", "head.topic", "head.sentiment"]
+    assert frozen_components("bottom:1", tiny_model) == ["embeddings", "layer.0"]
+    assert frozen_components("layer.1, embeddings", tiny_model) == ["embeddings", "layer.1"]
+    assert preset_for([], tiny_model) == "none"
+    assert preset_for(["layer.0", "embeddings"], tiny_model) == "bottom:1"
+    assert preset_for(["embeddings", "layer.0", "layer.1"], tiny_model) == "backbone"  # = bottom:2 on BERT
+    assert preset_for(["head.sentiment"], tiny_model) == "head.sentiment"
+    assert preset_for(freezable_components(tiny_model), tiny_model) == "all"
+    assert preset_for(["layer.1"], tiny_model) is None
