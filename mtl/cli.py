@@ -1,12 +1,13 @@
 """Command line: python -m mtl {train,eval,predict,encode,export} ..."""
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from .predictions import prediction_rows  # noqa: F401  TODO(integration): mtl/ui.py:462 and tests/test_ui.py:13
 
 DEFAULT_CHECKPOINT = str(Path(__file__).resolve().parent.parent / "checkpoints" / "default")
 
@@ -132,24 +133,11 @@ def _cmd_eval(args):
     return 0
 
 
-def prediction_rows(model, texts):
-    """Rows for CSV output: text, then per task the top label and its probability, then one column per label."""
-    rows = []
-    for text, pred in zip(texts, model.predict(texts)):
-        row = {"text": text}
-        for task, p in pred.items():
-            row[task] = p["label"]
-            row[f"{task}_score"] = round(p["score"], 6)
-        for task, p in pred.items():
-            row.update({f"{task}:{lab}": round(v, 6) for lab, v in p["probs"].items()})
-        rows.append(row)
-    return rows
-
-
 def _cmd_predict(args):
     from .checkpoint import load_checkpoint
     from .data import load_texts
     from .errors import MTLError
+    from .predictions import write_predictions_csv
 
     if (args.text is None) == (args.input is None):
         raise MTLError("give exactly one of --text or --input")
@@ -159,16 +147,8 @@ def _cmd_predict(args):
     model = load_checkpoint(args.checkpoint, device=args.device)
     model.set_precision(args.precision)
     rows = prediction_rows(model, texts)
-    if args.output:  # JSON stores the layer numbers as strings
-        from .checkpoint import _write_atomic
-
-        def write(tmp):
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-
-        _write_atomic(Path(args.output), write)
+    if args.output:
+        write_predictions_csv(rows, args.output)
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
     else:
         for row in rows:
