@@ -378,15 +378,8 @@ def _cmd_logme(args):
         curve = read_results(args.sweep)["summary"]
         if not any(k >= 0 for k in layer_f1(curve)):
             raise DataError(f"{args.sweep} has no layer sweep results (python -m mtl sweep --sweeps layers)")
-    if args.max_sentences and len(data) > args.max_sentences:
-        from .sweep import restrict
-
-        data = restrict(data, None)
-        data = type(data)(
-            data.texts[: args.max_sentences],
-            {t: v[: args.max_sentences] for t, v in data.labels.items()},
-            data.label_sets,
-        )
+    if args.max_sentences:
+        data = data.head(args.max_sentences)
     ckpt = load_checkpoint(args.checkpoint, device="cpu").encoder if args.checkpoint else None
     result = score_candidates(data, ckpt, args.model)
     tasks = list(data.tasks)

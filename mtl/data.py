@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DataError
 
 TEXT_COLUMN = "text"
@@ -36,10 +38,41 @@ class Dataset:
     def tasks(self) -> dict[str, list[str]]:
         return dict(self.label_sets)
 
-    def label_ids(self, task: str) -> list[int]:
-        """Label indices for one task, -1 where the text has no label for it."""
-        index = {lab: i for i, lab in enumerate(self.label_sets[task])}
+    def label_ids(self, task: str, label_set: list[str] | None = None) -> list[int]:
+        """Label indices for one task, -1 where the text has no label for it. The index is into
+        `label_set` (e.g. a model's labels for the task) or, by default, into this dataset's label set."""
+        label_set = self.label_sets[task] if label_set is None else label_set
+        index = {lab: i for i, lab in enumerate(label_set)}
+        unknown = sorted({v for v in self.labels[task] if v is not None and v not in index})
+        if unknown:
+            labels = ", ".join(map(repr, unknown))
+            raise DataError(f"task {task!r}: label(s) {labels} not in the label set ({', '.join(label_set)})")
         return [index[v] if v is not None else -1 for v in self.labels[task]]
+
+    # Taking part of a dataset: every way goes through select, so texts and labels stay in line.
+    def select(self, indices) -> "Dataset":
+        """These rows, in this order; the label sets are kept (a label may then have no example)."""
+        indices = [int(i) for i in indices]
+        labels = {t: [col[i] for i in indices] for t, col in self.labels.items()}
+        return Dataset([self.texts[i] for i in indices], labels, dict(self.label_sets))
+
+    def head(self, n: int) -> "Dataset":
+        """The first n rows (all of them, unchanged, when there are no more than n)."""
+        return self if n >= len(self) else self.select(range(n))
+
+    def sample(self, n: int, seed: int) -> "Dataset":
+        """n rows chosen at random with this seed, kept in file order (all of them when there are no more)."""
+        if n >= len(self):
+            return self
+        return self.select(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
+
+    def restrict(self, tasks: list[str] | None) -> "Dataset":
+        """Only these tasks' labels, and only the rows labelled for at least one of them (None: unchanged)."""
+        if not tasks:
+            return self
+        keep = [i for i in range(len(self)) if any(self.labels[t][i] is not None for t in tasks)]
+        labels = {t: [self.labels[t][i] for i in keep] for t in tasks}
+        return Dataset([self.texts[i] for i in keep], labels, {t: self.label_sets[t] for t in tasks})
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {t: {lab: col.count(lab) for lab in self.label_sets[t]} for t, col in self.labels.items()}

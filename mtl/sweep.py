@@ -57,18 +57,6 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
     }
 
 
-def restrict(data: Dataset, tasks: list[str] | None) -> Dataset:
-    """Only these tasks' labels, and only sentences labelled for at least one of them."""
-    if not tasks:
-        return data
-    keep = [i for i in range(len(data)) if any(data.labels[t][i] is not None for t in tasks)]
-    return Dataset(
-        [data.texts[i] for i in keep],
-        {t: [data.labels[t][i] for i in keep] for t in tasks},
-        {t: data.label_sets[t] for t in tasks},
-    )
-
-
 def linear_probe(encoder, train_data: Dataset, test_data: Dataset, tasks) -> dict:
     """Logistic regression on frozen embeddings: the baseline many people would try first."""
     from sklearn.linear_model import LogisticRegression
@@ -91,7 +79,7 @@ def linear_probe(encoder, train_data: Dataset, test_data: Dataset, tasks) -> dic
 def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None) -> dict:
     """Train one configuration with one seed; test metrics and costs."""
     tasks = cfg.get("tasks") or list(train_data.tasks)
-    tr, va, te = (restrict(d, tasks) for d in (train_data, val_data, test_data))
+    tr, va, te = (d.restrict(tasks) for d in (train_data, val_data, test_data))
     model = new_model(tr.tasks, model_config, seed=seed, device="auto")
     t0 = time.perf_counter()
     if cfg.get("kind") == "probe":

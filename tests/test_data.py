@@ -104,3 +104,39 @@ def test_load_texts(tmp_path, toy_csv):
     txt.write_text("\n \n")
     with pytest.raises(DataError, match="no text"):
         load_texts(txt)
+
+
+def test_label_ids_in_another_label_order():
+    from mtl.data import Dataset
+
+    d = Dataset(["a", "b", "c"], {"x": ["p", None, "q"]})
+    assert d.label_ids("x") == [0, -1, 1]
+    assert d.label_ids("x", ["q", "p", "r"]) == [1, -1, 0]  # e.g. a model's labels
+    with pytest.raises(DataError, match=r"task 'x': label\(s\) 'q' not in the label set \(p, r\)"):
+        d.label_ids("x", ["p", "r"])
+
+
+def test_select_head_and_sample_keep_labels_in_line():
+    from mtl.data import Dataset
+
+    d = Dataset(["a", "b", "c", "d"], {"x": ["p", None, "q", "p"], "y": ["u", "v", None, "v"]})
+    s = d.select([3, 0])
+    assert s.texts == ["d", "a"] and s.labels == {"x": ["p", "p"], "y": ["v", "u"]}
+    assert s.label_sets == d.label_sets == {"x": ["p", "q"], "y": ["u", "v"]}  # "q" kept without an example
+    assert d.head(2).texts == ["a", "b"] and d.head(2).labels["y"] == ["u", "v"]
+    assert d.head(4) is d and d.head(10) is d
+    sample = d.sample(2, seed=0)
+    assert len(sample) == 2 and sample.texts == sorted(sample.texts)  # file order kept
+    assert sample.texts == d.sample(2, seed=0).texts and d.sample(9, seed=0) is d
+    for i, text in enumerate(sample.texts):
+        j = d.texts.index(text)
+        assert all(sample.labels[t][i] == d.labels[t][j] for t in d.labels)
+
+
+def test_restrict_keeps_only_labelled_rows():
+    from mtl.data import Dataset
+
+    d = Dataset(["a", "b", "c"], {"x": ["p", None, "q"], "y": [None, "u", "v"]})
+    r = d.restrict(["x"])
+    assert r.texts == ["a", "c"] and list(r.labels) == ["x"]
+    assert d.restrict(None) is d and d.restrict([]) is d

@@ -55,14 +55,6 @@ def test_unknown_sweep_and_bad_seeds(toy_data):
         list(sweep.run_sweeps(["freeze"], 0, 1, toy_data, toy_data, toy_data))
 
 
-def test_restrict_keeps_only_labelled_rows(toy_data):
-    from mtl.data import Dataset
-
-    d = Dataset(["a", "b", "c"], {"x": ["p", None, "q"], "y": [None, "u", "v"]})
-    r = sweep.restrict(d, ["x"])
-    assert r.texts == ["a", "c"] and list(r.labels) == ["x"]
-
-
 def test_layer_embeddings_and_spearman(tiny_model, toy_data):
     from mtl.transfer import layer_embeddings, spearman
 
