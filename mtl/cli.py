@@ -329,7 +329,8 @@ def build_parser():
 
 def _cmd_sweep(args):
     from .data import load_labelled
-    from .sweep import read_results, run_sweeps, summarise, write_results
+    from .results import read_results, summarise, write_results
+    from .sweep import run_sweeps
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
@@ -373,7 +374,7 @@ def _cmd_logme(args):
     data = load_labelled(args.data)
     curve = None
     if args.sweep:  # checked before the slow scoring
-        from .sweep import layer_f1, read_results
+        from .results import layer_f1, read_results
 
         curve = read_results(args.sweep)["summary"]
         if not any(k >= 0 for k in layer_f1(curve)):

@@ -6,7 +6,7 @@ import torch
 
 from .encoder import build_encoder, encode, hf_model, length_order, tokenize
 from .logme import logme
-from .sweep import layer_f1
+from .results import layer_f1
 
 
 @torch.inference_mode()

@@ -175,7 +175,7 @@ def test_bring_your_own_data_one_task_per_file(tmp_path, tiny_bert, capsys):
 
 def test_logme_compares_layers_with_a_layer_sweep(tmp_path, tiny_bert, toy_csv, capsys):
     """LogME of each hidden state of the tiny model, set against a sweep file's layer curve."""
-    from mtl.sweep import summarise, write_results
+    from mtl.results import summarise, write_results
 
     runs = layer_runs({k: 0.9 - 0.1 * k for k in (0, 1, 2)}, tasks=("topic", "sentiment"))
     sweep, _ = write_results(tmp_path / "sweep.json", {"runs": runs, "summary": summarise(runs)})

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mtl import ui_experiments as ex
-from mtl.sweep import summarise
+from mtl.results import summarise
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from conftest import layer_runs
 
 from mtl import sweep
 from mtl.errors import ConfigError
+from mtl.results import write_results
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_sweep_runs_every_config_and_summarises(tiny_sweeps, toy_data, tmp_path)
             assert 0 <= m["accuracy"]["mean"] <= 1 and m["accuracy"]["std"] >= 0
     # "nothing frozen" appears in two sweeps but trains once per seed
     assert by_name["freeze", "nothing frozen"]["test"] == by_name["tasks", "nothing frozen"]["test"]
-    json_path, md_path = sweep.write_results(tmp_path / "r.json", {"command": "test", **payload})
+    json_path, md_path = write_results(tmp_path / "r.json", {"command": "test", **payload})
     assert json.loads(json_path.read_text())["summary"]
     assert "| entire network frozen |" in md_path.read_text()
 
@@ -90,7 +91,7 @@ def test_an_interrupted_sweep_resumes_without_rerunning(tiny_sweeps, toy_data, m
 
 
 def test_layer_agreement_pairs_hidden_state_k_with_bottom_k():
-    from mtl.sweep import summarise
+    from mtl.results import summarise
     from mtl.transfer import layer_agreement
 
     runs = layer_runs({-1: 0.99, 0: 0.9, 1: 0.8, 2: 0.85, 3: 0.5})
@@ -104,12 +105,3 @@ def test_epochs_factor_trains_longer(tiny_sweeps, toy_data):
     one = sweep.run_one({"freeze": "backbone"}, 0, 1, toy_data, toy_data, toy_data)
     three = sweep.run_one({"freeze": "backbone", "epochs_factor": 3}, 0, 1, toy_data, toy_data, toy_data)
     assert three["steps"] == 3 * one["steps"] > 0
-
-
-def test_layer_shares_against_full_fine_tuning():
-    from mtl.sweep import layer_shares, summarise
-
-    runs = layer_runs({0: 0.8, 1: 0.7, 2: 0.6, -1: 0.8})
-    lines = layer_shares(summarise(runs), ["topic"])
-    assert lines[2:5] == ["| 0 | 100.0% | 100% |", "| 1 | 87.5% | 50% |", "| 2 | 75.0% | 0% |"]
-    assert layer_shares(summarise(runs[:3]), ["topic"]) == []  # no full fine-tuning row to compare with

@@ -1,0 +1,150 @@
+"""Sweep results: per-configuration summaries over seeds, the Markdown tables, the layer freezing curve
+(layer_f1, layer_shares) and the results file (read_results, write_results). Plain data in, plain data out:
+`python -m mtl sweep` writes these files, LogME scoring (mtl/transfer.py) and the app read them, and
+none of them needs the trainer."""
+
+import json
+import statistics
+from pathlib import Path
+
+from .errors import DataError
+
+
+def mean_and_std(values) -> dict:
+    """{"mean", "std"} over seeds (std 0 for one seed); None values (a metric a run lacks) are skipped."""
+    values = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """One row per (sweep, config): mean and std over seeds of every metric."""
+    rows = {}
+    for r in runs:
+        rows.setdefault((r["sweep"], r["name"]), []).append(r)
+    out = []
+    for (sweep, name), group in rows.items():
+        first = group[0]
+        row = {
+            "sweep": sweep,
+            "name": name,
+            "config": first["config"],
+            "seeds": [g["seed"] for g in group],
+            "trainable_params": first["trainable_params"],
+            "seconds": mean_and_std([g["seconds"] for g in group]),
+            "test": {},
+        }
+        for task in first["test"]:
+            row["test"][task] = {k: mean_and_std([g["test"][task][k] for g in group]) for k in ("accuracy", "macro_f1")}
+        if "encoder_probe" in first:
+            row["encoder_probe"] = {
+                t: mean_and_std([g["encoder_probe"][t]["accuracy"] for g in group]) for t in first["encoder_probe"]
+            }
+        out.append(row)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    """The summary as Markdown: one table per sweep (mean ± std of test accuracy and macro-F1, trainable
+    parameters, train time), the layer curve's shares under the layers sweep, and the total cost."""
+    tasks = sorted({t for row in summary for t in row["test"]})
+    lines = []
+    for sweep in dict.fromkeys(row["sweep"] for row in summary):
+        lines += [
+            f"### {sweep}",
+            "",
+            "| setting | " + " | ".join(f"{t} acc | {t} F1" for t in tasks) + " | trainable params | train time |",
+            "|---|" + "---|---|" * len(tasks) + "---|---|",
+        ]
+        for row in (r for r in summary if r["sweep"] == sweep):
+            cells = []
+            for t in tasks:
+                m = row["test"].get(t)
+                cells += (
+                    ["–", "–"]
+                    if m is None
+                    else [
+                        f"{m['accuracy']['mean']:.3f} ± {m['accuracy']['std']:.3f}",
+                        f"{m['macro_f1']['mean']:.3f} ± {m['macro_f1']['std']:.3f}",
+                    ]
+                )
+            lines.append(
+                f"| {row['name']} | "
+                + " | ".join(cells)
+                + f" | {row['trainable_params']:,} | {row['seconds']['mean']:.0f} s |"
+            )
+        lines.append("")
+        if sweep == "layers":
+            lines += layer_shares(summary, tasks)
+    distinct = {config_key(r["config"]): r for r in summary}.values()  # a setting in several sweeps ran once
+    runs = sum(len(r["seeds"]) for r in distinct)
+    minutes = sum(r["seconds"]["mean"] * len(r["seeds"]) for r in distinct) / 60
+    lines.append(f"{runs} distinct runs, {minutes:.0f} minutes of training in all.")
+    return "\n".join(lines)
+
+
+def layer_f1(summary: list[dict]) -> dict[int, dict[str, float]]:
+    """The layer freezing curve of a sweep summary: {K: {task: mean test macro-F1}}, K = -1 for nothing
+    frozen (the embeddings train too)."""
+    return {
+        r["config"]["layers_frozen"]: {t: m["macro_f1"]["mean"] for t, m in r["test"].items()}
+        for r in summary
+        if r["sweep"] == "layers" and "layers_frozen" in r["config"]
+    }
+
+
+def layer_shares(summary: list[dict], tasks: list[str]) -> list[str]:
+    """The layer curve against full fine-tuning, two ways: the macro-F1 of bottom:K as a share of full
+    fine-tuning's (how Lee et al. state their result), and the share of the gain that fine-tuning adds
+    over the frozen encoder (bottom:N) that bottom:K recovers."""
+    f1 = layer_f1(summary)
+    ks = sorted(k for k in f1 if k >= 0)
+    if -1 not in f1 or not ks:
+        return []
+    full, frozen = f1[-1], f1[ks[-1]]
+    head = " | ".join(f"{t}: share of full F1 | {t}: share of the gain" for t in tasks)
+    lines = [f"| K | {head} |", "|---|" + "---|---|" * len(tasks)]
+    for k in ks:
+        cells = []
+        for t in tasks:
+            gain = full[t] - frozen[t]
+            cells += [f"{f1[k][t] / full[t]:.1%}", f"{(f1[k][t] - frozen[t]) / gain:.0%}" if gain > 0 else "–"]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def config_key(cfg: dict) -> str:
+    """What a sweep configuration trains, as a string: configs with equal keys are the same run, whatever
+    their name or table labels (so a setting in several sweeps trains once)."""
+    return json.dumps(
+        {k: v for k, v in cfg.items() if k not in ("name", "layers_frozen", "probe_encoder")}, sort_keys=True
+    )
+
+
+def read_results(path) -> dict:
+    """A results file written by write_results, or a one-line DataError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such results file (python -m mtl sweep writes one)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not a results file ({e})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("runs"), list):
+        raise DataError(f"{path}: not a results file (no list of runs)")
+    try:
+        payload["summary"] = summarise(payload["runs"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{path}: a run in it is malformed ({type(e).__name__}: {e})") from None
+    return payload
+
+
+def write_results(path, payload: dict) -> tuple[Path, Path]:
+    """Write the payload as JSON and its summary as Markdown beside it (.md), each atomically."""
+    from .checkpoint import _write_atomic  # TODO(integration): mtl.io.write_atomic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    md = path.with_suffix(".md")
+    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+    _write_atomic(md, lambda tmp: Path(tmp).write_text(markdown(payload["summary"]) + "\n"))
+    return path, md
