@@ -98,16 +98,3 @@ def test_live_sweep_obeys_the_public_caps():
     ctx = SimpleNamespace(limits=PUBLIC_LIMITS)
     with pytest.raises(UIError, match=f"1 to {min(ex.LIVE_MAX_EPOCHS, PUBLIC_LIMITS.max_epochs)} epochs"):
         next(ex.run_live_sweep(ctx, "freeze", 64, 99))
-
-
-def test_readme_sweep_figures_come_from_the_results():
-    """Every 'mean ± std' in the README is a cell of results/sweep.md, which the sweep command wrote."""
-    import re
-
-    from conftest import REPO
-
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    table = (REPO / "results" / "sweep.md").read_text(encoding="utf-8")
-    figures = re.findall(r"\d\.\d{3} ± \d\.\d{3}", readme)
-    assert len(figures) >= 20
-    assert [f for f in figures if f not in table] == []

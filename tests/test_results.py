@@ -1,9 +1,10 @@
 """Sweep results: summaries over seeds, Markdown, the layer curve and the results file."""
 
 import json
+import re
 
 import pytest
-from conftest import layer_runs
+from conftest import REPO, layer_runs
 
 from mtl.errors import DataError
 from mtl.results import config_key, layer_f1, layer_shares, markdown, read_results, summarise, write_results
@@ -54,3 +55,12 @@ def test_results_file_round_trip_and_errors(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"runs": [{"sweep": "layers"}]}))
     with pytest.raises(DataError, match="a run in it is malformed"):
         read_results(tmp_path / "bad.json")
+
+
+def test_readme_sweep_figures_come_from_the_results():
+    """Every 'mean ± std' in the README is a cell of results/sweep.md, which the sweep command wrote."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = (REPO / "results" / "sweep.md").read_text(encoding="utf-8")
+    figures = re.findall(r"\d\.\d{3} ± \d\.\d{3}", readme)
+    assert len(figures) >= 20
+    assert [f for f in figures if f not in table] == []
