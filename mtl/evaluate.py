@@ -14,7 +14,7 @@ def evaluate(model, data, batch_size: int = 64, probs: dict | None = None) -> di
         probs = model.predict_proba(data.texts, batch_size)
     out = {}
     for t in tasks:
-        y = np.asarray(data.label_ids(t))
+        y = np.asarray(data.label_ids(t, model.tasks[t]))  # in the model's label order, whatever the data's
         mask = y >= 0
         if not mask.any():
             continue

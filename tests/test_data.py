@@ -140,3 +140,11 @@ def test_restrict_keeps_only_labelled_rows():
     r = d.restrict(["x"])
     assert r.texts == ["a", "c"] and list(r.labels) == ["x"]
     assert d.restrict(None) is d and d.restrict([]) is d
+
+
+def test_evaluate_counts_labels_in_the_models_order(tiny_model, toy_data):
+    from mtl.data import Dataset
+    from mtl.evaluate import evaluate
+
+    reordered = Dataset(toy_data.texts, toy_data.labels, {t: labels[::-1] for t, labels in toy_data.label_sets.items()})
+    assert evaluate(tiny_model, reordered) == evaluate(tiny_model, toy_data)
