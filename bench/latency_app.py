@@ -53,7 +53,8 @@ def through(demo, launch_options) -> list[float]:
 
 def main():
     import app
-    from mtl.ui import DEFAULT_CHECKPOINT, AppContext
+    from mtl_app.context import DEFAULT_CHECKPOINT, AppContext
+    from mtl_app.server import launch_options
 
     ctx = AppContext(DEFAULT_CHECKPOINT, saved_dir=tempfile.mkdtemp(), device="cpu")
     model = ctx.default_model
@@ -65,7 +66,7 @@ def main():
         model.predict([SENTENCE])
         samples["in process (model.predict)"].append(time.perf_counter() - t0)
 
-    samples["through the app (gradio_client /predict)"] = through(app.build_demo(ctx), app.launch_options())
+    samples["through the app (gradio_client /predict)"] = through(app.build_demo(ctx), launch_options())
     samples["no-op Gradio app (gradio_client /predict)"] = through(noop_demo(), {})
     stats = {k: percentiles(v) for k, v in samples.items()}
     info = machine()

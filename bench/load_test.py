@@ -37,12 +37,14 @@ APP = """
 import sys, tempfile
 sys.path.insert(0, {root!r})
 import app
-from mtl import ui, ui_train
-app.PREDICT_BATCH, app.PREDICT_CONCURRENCY = {batch}, {concurrency}
-ui_train.YIELD_TO_REQUESTS = {yield_factor}
-ctx = ui.AppContext(device="cpu", saved_dir=tempfile.mkdtemp(prefix="mtl-load-"))
+from mtl_app import predict, train_run
+from mtl_app.context import AppContext
+from mtl_app.server import launch_options
+predict.PREDICT_BATCH, predict.PREDICT_CONCURRENCY = {batch}, {concurrency}
+train_run.YIELD_TO_REQUESTS = {yield_factor}
+ctx = AppContext(device="cpu", saved_dir=tempfile.mkdtemp(prefix="mtl-load-"))
 demo = app.build_demo(ctx)
-demo.launch(server_name="127.0.0.1", server_port={port}, prevent_thread_lock=True, quiet=True, **app.launch_options())
+demo.launch(server_name="127.0.0.1", server_port={port}, prevent_thread_lock=True, quiet=True, **launch_options())
 print("ready", flush=True)
 demo.block_thread()
 """
@@ -218,19 +220,18 @@ def main():
         type=int,
         nargs="+",
         default=None,
-        help="override app.PREDICT_BATCH (1 = no batching); several values: one app server each, compared",
+        help="override mtl_app.predict.PREDICT_BATCH (1 = no batching); several values: one app server each, compared",
     )
-    p.add_argument("--concurrency", type=int, default=None, help="override app.PREDICT_CONCURRENCY")
-    p.add_argument("--yield-factor", type=float, default=None, help="override ui_train.YIELD_TO_REQUESTS")
+    p.add_argument("--concurrency", type=int, default=None, help="override mtl_app.predict.PREDICT_CONCURRENCY")
+    p.add_argument("--yield-factor", type=float, default=None, help="override mtl_app.train_run.YIELD_TO_REQUESTS")
     p.add_argument("--output", default="load_test", help="name of the JSON file in bench/results/")
     ARGS = p.parse_args()
-    import app
-    from mtl import ui_train
+    from mtl_app import predict, train_run
 
-    ARGS.batch = ARGS.batch or [app.PREDICT_BATCH]
+    ARGS.batch = ARGS.batch or [predict.PREDICT_BATCH]
     apps = {("app" if len(ARGS.batch) == 1 else f"app, batch {b}"): b for b in ARGS.batch}
-    ARGS.concurrency = ARGS.concurrency or app.PREDICT_CONCURRENCY
-    ARGS.yield_factor = ui_train.YIELD_TO_REQUESTS if ARGS.yield_factor is None else ARGS.yield_factor
+    ARGS.concurrency = ARGS.concurrency or predict.PREDICT_CONCURRENCY
+    ARGS.yield_factor = train_run.YIELD_TO_REQUESTS if ARGS.yield_factor is None else ARGS.yield_factor
     conditions = ["idle"] * (not ARGS.only_training) + ["training"] * (not ARGS.no_training)
     if len(apps) > 1 and "training" in conditions:
         raise SystemExit("compare several --batch values with --no-training (one training run per app otherwise)")

@@ -1,5 +1,5 @@
 """Memory across repeated training runs in one app process, through the app's own functions
-(mtl/ui*.py, as the Gradio handlers call them), read from /proc/self/status (VmRSS now, VmHWM the
+(mtl_app/, as the Gradio handlers call them), read from /proc/self/status (VmRSS now, VmHWM the
 peak so far). Linux only; run by hand:
 
     python bench/memory.py [--runs 10] [--sentences 256] [--public]
@@ -9,7 +9,7 @@ peak so far). Linux only; run by hand:
 2. One session trains `--runs` times in a row (what one visitor pressing Start again and again does):
    each new model replaces the last, so memory must stay flat.
 3. `--runs` sessions train once each (new visitors): every session keeps its model, but at most
-   Limits.session_models of them (mtl/ui.py); older ones are released, so memory levels off.
+   Limits.session_models of them (mtl_app/context.py); older ones are released, so memory levels off.
 
 Each run is short: the app's default freeze (embeddings + layers 0-3 frozen), 1 epoch, `--sentences`
 sentences, starting alternately from the pretrained encoder and from the session's model.
@@ -25,7 +25,10 @@ import time
 
 from common import save, table
 
-from mtl import ui, ui_embed, ui_train
+from mtl_app.context import DEFAULT_CHECKPOINT, DEFAULT_MODEL, SESSION_MODEL, AppContext, Session
+from mtl_app.embeddings import EMBED_EXAMPLE, embed_sentences
+from mtl_app.predict import PREDICT_EXAMPLES, predict_many, predict_text
+from mtl_app.train_run import run_training
 
 FROZEN = ["embeddings", "layer.0", "layer.1", "layer.2", "layer.3"]
 
@@ -43,8 +46,8 @@ def status_mb() -> dict:
 
 def train_once(ctx, session, k: int, sentences: int) -> str:
     start = "active" if k % 2 and session.model is not None else "pretrained"
-    choice = ui.SESSION_MODEL if start == "active" else ui.DEFAULT_MODEL
-    updates = ui_train.run_training(ctx, session, choice, start, FROZEN, 1, 32, 5e-5, 5e-3, "joint", sentences)
+    choice = SESSION_MODEL if start == "active" else DEFAULT_MODEL
+    updates = run_training(ctx, session, choice, start, FROZEN, 1, 32, 5e-5, 5e-3, "joint", sentences)
     (last,) = collections.deque(updates, maxlen=1)  # run it through, keeping only the final update
     return last["status"].split("\n")[0][:60]
 
@@ -58,24 +61,24 @@ def main():
     t0 = time.time()
     start = status_mb()
     saved = tempfile.mkdtemp(prefix="mtl-mem-")
-    ctx = ui.AppContext(ui.DEFAULT_CHECKPOINT, saved_dir=saved, device="cpu", public=args.public)
-    ui_train.training_data(ctx)
+    ctx = AppContext(DEFAULT_CHECKPOINT, saved_dir=saved, device="cpu", public=args.public)
+    ctx.training_data()
     loaded = status_mb()
     print(f"python + libraries: {start}; app context loaded: {loaded}")
 
-    texts = [t for t, _, _ in ui.PREDICT_EXAMPLES]
+    texts = [t for t, _, _ in PREDICT_EXAMPLES]
     for i in range(200):
-        ui.predict_text(ctx, texts[i % len(texts)], "default", None)
+        predict_text(ctx, texts[i % len(texts)], "default", None)
     for i in range(25):
         batch = [(texts[(i + j) % len(texts)], "default", None) for j in range(16)]
-        assert all(isinstance(r, dict) for r in ui.predict_many(ctx, batch))
+        assert all(isinstance(r, dict) for r in predict_many(ctx, batch))
     for _ in range(5):
-        ui_embed.embed_sentences(ctx, ui.EMBED_EXAMPLE, "mean", "default", None)
+        embed_sentences(ctx, EMBED_EXAMPLE, "mean", "default", None)
     gc.collect()
     serving = status_mb()
     print(f"after 600 predictions and 5 embedding requests: {serving}")
 
-    one_session, rows_one = ui.Session(), []
+    one_session, rows_one = Session(), []
     for k in range(args.runs):
         status = train_once(ctx, one_session, k, args.sentences)
         gc.collect()
@@ -87,7 +90,7 @@ def main():
 
     sessions, rows_many = [], []
     for k in range(args.runs):
-        s = ui.Session()
+        s = Session()
         sessions.append(s)  # every visitor's session stays alive, as Gradio holds it
         status = train_once(ctx, s, 0, args.sentences)
         gc.collect()

@@ -14,7 +14,7 @@ BACKBONE = ["embeddings", *[f"layer.{i}" for i in range(6)]]
 
 
 def make_context(saved_dir, update_seconds=0.25):
-    from mtl.ui import DEFAULT_CHECKPOINT, AppContext
+    from mtl_app.context import DEFAULT_CHECKPOINT, AppContext
 
     return AppContext(
         DEFAULT_CHECKPOINT, saved_dir=saved_dir, device="cpu", val_rows=VAL_ROWS, update_seconds=update_seconds
@@ -30,8 +30,9 @@ def free_port() -> int:
 def launch(ctx, training_slots: int = 1):
     """(demo, url): the app serving in this process, launched as app.py does; call demo.close() when done."""
     import app
+    from mtl_app.server import launch_options
 
     demo = app.build_demo(ctx, training_slots=training_slots)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_options())
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
     return demo, f"http://127.0.0.1:{port}/"

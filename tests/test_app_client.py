@@ -9,7 +9,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 
-from mtl.ui import SESSION_MODEL
+from mtl_app.context import SESSION_MODEL
 
 # gradio 6.31 itself uses pandas options that pandas 3 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")

@@ -1,12 +1,11 @@
-"""Bad input, everywhere a stranger can type or upload something: the app's handlers (mtl/ui*.py), the
+"""Bad input, everywhere a stranger can type or upload something: the app's handlers (mtl_app/), the
 app served over HTTP, the command line, data files and checkpoints. Every case checks three things:
 the specific message, that the process keeps serving (a good request still succeeds), and that
 nothing saved changed (the shipped model and a saved model keep their bytes).
 
-More cases live next to the code they test: test_ui.py (empty text, bad uploads, training options,
-save names), test_cli.py, test_data.py and test_checkpoint.py."""
+More cases live next to the code they test: test_app_predict.py and test_app_train.py (empty text, bad
+uploads, training options, save names), test_cli.py, test_data.py and test_checkpoint.py."""
 
-import collections
 import copy
 import dataclasses
 import hashlib
@@ -25,14 +24,15 @@ from app_helpers import BACKBONE, launch, make_context
 from conftest import REPO, TOY, write_csv
 
 import mtl.train
-from mtl import ui, ui_embed, ui_train
 from mtl.checkpoint import load_checkpoint, save_checkpoint
 from mtl.cli import main as cli_main
 from mtl.config import ModelConfig
 from mtl.data import load_labelled, load_texts
 from mtl.errors import CheckpointError, DataError
 from mtl.model import new_model
-from mtl.ui import SESSION_MODEL, Session, UIError
+from mtl_app import embeddings, predict, train_run, train_save
+from mtl_app.context import MAX_SENTENCE_CHARS, PUBLIC_LIMITS, SESSION_MODEL, Session, UIError
+from mtl_app.server import MAX_REQUEST_BYTES
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 DEFAULT = REPO / "checkpoints" / "default"
@@ -56,7 +56,7 @@ def ctx(tmp_path_factory):
 
 
 def run(ctx, session, frozen=BACKBONE, epochs=1, n=64, start="pretrained", choice="default"):
-    return list(ui_train.run_training(ctx, session, choice, start, frozen, epochs, 8, 5e-5, 5e-3, "joint", n))
+    return list(train_run.run_training(ctx, session, choice, start, frozen, epochs, 8, 5e-5, 5e-3, "joint", n))
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +64,13 @@ def keeper(ctx):
     """A session with a trained model, also saved as "keeper": (session, the saved folder's digest)."""
     s = Session()
     assert "Training finished" in run(ctx, s)[-1]["status"]
-    ui_train.save_session_model(ctx, s, "keeper")
+    train_save.save_session_model(ctx, s, "keeper")
     return s, digest(ctx.saved_dir / "keeper")
 
 
 def serves(ctx, keeper=None):
     """The app still answers a good request (and the saved model is byte for byte what it was)."""
-    r = ui.predict_text(ctx, GOOD, "default", Session())
+    r = predict.predict_text(ctx, GOOD, "default", Session())
     assert r["top"]["topic"][0] == "Travel"
     if keeper is not None:
         assert digest(ctx.saved_dir / "keeper") == keeper[1]
@@ -91,7 +91,7 @@ def serves(ctx, keeper=None):
 )
 def test_text_without_anything_to_read_gets_a_message(ctx, text, message):
     with pytest.raises(UIError, match=message):
-        ui.predict_text(ctx, text, "default", Session())
+        predict.predict_text(ctx, text, "default", Session())
     serves(ctx)
 
 
@@ -107,7 +107,7 @@ def test_text_without_anything_to_read_gets_a_message(ctx, text, message):
     ids=["emoji-only", "control-characters-inside", "right-to-left", "direction-override", "lone-surrogate"],
 )
 def test_odd_characters_still_get_a_prediction(ctx, text, note):
-    r = ui.predict_text(ctx, text, "default", Session())
+    r = predict.predict_text(ctx, text, "default", Session())
     for task, probs in r["probs"].items():
         assert set(probs) == set(ctx.tasks[task]) and sum(probs.values()) == pytest.approx(1, abs=1e-4)
     assert "\x00" not in r["text"] and "\ud800" not in r["text"]
@@ -118,18 +118,18 @@ def test_odd_characters_still_get_a_prediction(ctx, text, note):
 
 def test_a_100000_character_sentence_is_cut_quickly(ctx):
     t0 = time.perf_counter()
-    r = ui.predict_text(ctx, "The match was great. " * 4762, "default", Session())  # 100,002 characters
+    r = predict.predict_text(ctx, "The match was great. " * 4762, "default", Session())  # 100,002 characters
     assert time.perf_counter() - t0 < 10
-    assert len(r["text"]) == ui.MAX_SENTENCE_CHARS and "100,001 characters" in r["notes"][0]
+    assert len(r["text"]) == MAX_SENTENCE_CHARS and "100,001 characters" in r["notes"][0]
     serves(ctx)
 
 
 def test_thousands_of_lines_in_the_predict_box(ctx):
     t0 = time.perf_counter()
-    r = ui.predict_text(ctx, "\n".join(f"Line {i}: the team won." for i in range(5000)), "default", Session())
+    r = predict.predict_text(ctx, "\n".join(f"Line {i}: the team won." for i in range(5000)), "default", Session())
     assert time.perf_counter() - t0 < 10
     assert "5,000 lines" in r["notes"][0] and "upload the lines as a .txt file" in r["notes"][0]
-    assert len(r["text"]) <= ui.MAX_SENTENCE_CHARS
+    assert len(r["text"]) <= MAX_SENTENCE_CHARS
     serves(ctx)
 
 
@@ -145,7 +145,7 @@ def test_thousands_of_lines_in_the_predict_box(ctx):
 )
 def test_bad_model_choices(ctx, choice, message):
     with pytest.raises(UIError, match=message):
-        ui.predict_text(ctx, GOOD, choice, Session())
+        predict.predict_text(ctx, GOOD, choice, Session())
     serves(ctx)
 
 
@@ -153,13 +153,13 @@ def test_predict_many_answers_each_request_on_its_own(ctx, keeper):
     """Gradio's request batching hands several users' requests over at once: a bad one gets its own
     message and never fails the good ones."""
     session, _ = keeper
-    out = ui.predict_many(
+    out = predict.predict_many(
         ctx, [(GOOD, "default", None), ("   ", "default", None), (GOOD, SESSION_MODEL, session), (GOOD, "x/y", None)]
     )
     assert out[0]["top"]["topic"][0] == "Travel" and out[2]["model"] == "this session's trained model"
     assert isinstance(out[1], UIError) and "empty" in str(out[1])
     assert isinstance(out[3], UIError) and "not a model name" in str(out[3])
-    single = ui.predict_text(ctx, GOOD, "default", Session())["probs"]["topic"]
+    single = predict.predict_text(ctx, GOOD, "default", Session())["probs"]["topic"]
     assert out[0]["probs"]["topic"] == pytest.approx(single, abs=1e-5)  # batched = one at a time
     serves(ctx, keeper)
 
@@ -169,7 +169,7 @@ def test_predict_many_answers_each_request_on_its_own(ctx, keeper):
 
 def test_thousands_of_lines_in_the_embeddings_box(ctx):
     t0 = time.perf_counter()
-    r = ui_embed.embed_sentences(ctx, "\n".join(f"sentence {i}" for i in range(5000)), "mean", "default", Session())
+    r = embeddings.embed_sentences(ctx, "\n".join(f"sentence {i}" for i in range(5000)), "mean", "default", Session())
     assert time.perf_counter() - t0 < 20
     assert r["similarity"].shape == (32, 32) and "5000 sentences entered: the first 32" in r["notes"][0]
     serves(ctx)
@@ -177,20 +177,20 @@ def test_thousands_of_lines_in_the_embeddings_box(ctx):
 
 def test_embeddings_box_over_the_character_limit(ctx):
     with pytest.raises(UIError, match="the limit is 200,000"):
-        ui_embed.embed_sentences(ctx, "word " * 40_001, "mean", "default", Session())
+        embeddings.embed_sentences(ctx, "word " * 40_001, "mean", "default", Session())
     serves(ctx)
 
 
 def test_embeddings_skip_unreadable_lines_and_take_odd_ones(ctx):
     text = "The team won the cup.\n\x00\x01\x02\n\u200b\n😀🎉\nالفريق فاز\nShares fell \ud800 sharply."
-    r = ui_embed.embed_sentences(ctx, text, "mean", "default", Session())
+    r = embeddings.embed_sentences(ctx, text, "mean", "default", Session())
     assert (
         r["similarity"].shape == (4, 4) and "1 line(s) with no letters" in r["notes"][0]
     )  # the control-only line became blank
     serves(ctx)
 
 
-# Batch files uploaded to Predict (more in test_ui.py: .png, no text column, Latin-1, empty, bad JSON)
+# Batch files uploaded to Predict (more in test_app_predict.py: .png, no text column, Latin-1, empty, bad JSON)
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_bad_uploads(ctx, tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(UIError, match=message) as e:
-        ui.predict_file(ctx, path, "default", Session(), out_dir=tmp_path)
+        predict.predict_file(ctx, path, "default", Session(), out_dir=tmp_path)
     assert str(tmp_path) not in str(e.value)  # the file's name, never the server's folders
     serves(ctx)
 
@@ -228,12 +228,12 @@ def test_bad_uploads(ctx, tmp_path, name, content, message):
 def test_an_upload_with_a_100000_character_line_is_cut(ctx, tmp_path):
     path = tmp_path / "long.txt"
     path.write_text("A very long line about the match. " * 3000 + "\nShort one.\n", encoding="utf-8")
-    r = ui.predict_file(ctx, path, "default", Session(), out_dir=tmp_path)
-    assert len(r["table"]) == 2 and r["table"]["text"].str.len().max() == ui.MAX_SENTENCE_CHARS
+    r = predict.predict_file(ctx, path, "default", Session(), out_dir=tmp_path)
+    assert len(r["table"]) == 2 and r["table"]["text"].str.len().max() == MAX_SENTENCE_CHARS
     serves(ctx)
 
 
-# Training options (more in test_ui.py: 6 epochs, 1.5 epochs, batch 7, rates out of range, NaN rate, ...)
+# Training options (more in test_app_train.py: 6 epochs, 1.5 epochs, batch 7, rates out of range, NaN rate, ...)
 
 
 @pytest.mark.parametrize(
@@ -269,13 +269,13 @@ def test_training_options_out_of_range(ctx, option, value, message):
     opts = dict(frozen=BACKBONE, epochs=1, batch=8, lr_encoder=5e-5, lr_heads=2e-3, mixing="joint", n=64)
     opts[option] = value
     with pytest.raises(UIError, match=message):
-        list(ui_train.run_training(ctx, Session(), "default", "pretrained", *opts.values()))
+        list(train_run.run_training(ctx, Session(), "default", "pretrained", *opts.values()))
     serves(ctx)
 
 
 def test_unknown_start_point(ctx):
     with pytest.raises(UIError, match="Choose where to start from"):
-        list(ui_train.run_training(ctx, Session(), "default", "sideways", BACKBONE, 1, 8, 5e-5, 2e-3, "joint", 64))
+        list(train_run.run_training(ctx, Session(), "default", "sideways", BACKBONE, 1, 8, 5e-5, 2e-3, "joint", 64))
     serves(ctx)
 
 
@@ -316,7 +316,7 @@ def test_a_loss_that_turns_nan_after_an_epoch_keeps_that_epochs_model(ctx, monke
     assert "the loss became nan at step 10" in last["status"] and last["adopted"]
     assert all(torch.isfinite(p).all() for p in s.model.parameters())
     monkeypatch.undo()
-    probs = ui.predict_text(ctx, GOOD, SESSION_MODEL, s)["probs"]["topic"]
+    probs = predict.predict_text(ctx, GOOD, SESSION_MODEL, s)["probs"]["topic"]
     assert all(p == p for p in probs.values())
     serves(ctx)
 
@@ -342,7 +342,7 @@ def test_an_exception_inside_a_training_run_is_a_message(ctx, keeper, monkeypatc
     serves(ctx, keeper)
 
 
-# Saving under a name (more in test_ui.py: "", "../evil", spaces, ".hidden", 65 characters, "default", "Default")
+# Saving under a name (more in test_app_train.py: "", "../evil", spaces, ".hidden", 65 characters, "default", "Default")
 
 
 @pytest.mark.parametrize(
@@ -384,7 +384,7 @@ def test_bad_save_names(ctx, keeper, name, message):
     session, _ = keeper
     before = sorted(p.name for p in ctx.saved_dir.iterdir())
     with pytest.raises(UIError, match=message):
-        ui_train.save_session_model(ctx, session, name)
+        train_save.save_session_model(ctx, session, name)
     assert sorted(p.name for p in ctx.saved_dir.iterdir()) == before  # nothing written, nothing removed
     serves(ctx, keeper)
 
@@ -398,7 +398,7 @@ def test_a_link_inside_the_model_folder_is_never_followed(ctx, keeper, tmp_path)
     try:
         for name in ("escape", "dangling"):
             with pytest.raises(UIError, match="link named .* already exists .* never followed"):
-                ui_train.save_session_model(ctx, session, name)
+                train_save.save_session_model(ctx, session, name)
         assert list(outside.iterdir()) == [] and not (tmp_path / "missing").exists()
         assert "escape" not in ctx.saved_models()
         with pytest.raises(UIError, match="no saved model named 'escape'"):
@@ -420,12 +420,12 @@ def test_saves_are_atomic_renames_that_never_overwrite(ctx, keeper, monkeypatch)
 
     monkeypatch.setattr(os, "rename", someone_was_faster)
     with pytest.raises(UIError, match="appeared while saving"):
-        ui_train.save_session_model(ctx, session, "raced")
+        train_save.save_session_model(ctx, session, "raced")
     monkeypatch.undo()
     assert (ctx.saved_dir / "raced" / "mtl.json").read_text() == "{}"  # the other one is kept as it was
     assert not list(ctx.saved_dir.glob(".saving-*"))  # and the half-done save is cleaned up
     shutil.rmtree(ctx.saved_dir / "raced")
-    assert ui_train.save_session_model(ctx, session, "second") == "second"
+    assert train_save.save_session_model(ctx, session, "second") == "second"
     assert not list(ctx.saved_dir.glob(".saving-*"))
     shutil.rmtree(ctx.saved_dir / "second")
     serves(ctx, keeper)
@@ -437,7 +437,7 @@ def test_the_saved_model_cap(ctx, keeper):
     ctx.limits = dataclasses.replace(limits, saved_models=1)
     try:
         with pytest.raises(UIError, match="already holds 1 saved models, its limit"):
-            ui_train.save_session_model(ctx, session, "one-too-many")
+            train_save.save_session_model(ctx, session, "one-too-many")
     finally:
         ctx.limits = limits
     assert not (ctx.saved_dir / "one-too-many").exists()
@@ -490,7 +490,7 @@ def test_a_damaged_saved_model_gets_a_message(ctx, keeper, damage, message):
     before = damaged_copy(ctx, name, damage)
     try:
         with pytest.raises(UIError, match=f"The saved model 'damaged' cannot be loaded: .*{message}"):
-            ui.predict_text(ctx, GOOD, name, Session())
+            predict.predict_text(ctx, GOOD, name, Session())
         with pytest.raises(UIError, match="cannot be loaded"):
             ctx.model_info(name, Session())
         assert digest(ctx.saved_dir / name) == before  # a failed load changes nothing
@@ -505,7 +505,7 @@ def test_a_saved_folder_without_mtl_json_is_not_a_model(ctx, keeper):
     try:
         assert "half" not in ctx.saved_models()
         with pytest.raises(UIError, match="no saved model named 'half'"):
-            ui.predict_text(ctx, GOOD, "half", Session())
+            predict.predict_text(ctx, GOOD, "half", Session())
     finally:
         shutil.rmtree(ctx.saved_dir / "half")
     serves(ctx, keeper)
@@ -526,16 +526,16 @@ def test_the_app_refuses_to_start_on_a_broken_checkpoint(tmp_path, capsys):
 
 
 def test_only_the_most_recent_session_models_stay_in_memory(ctx):
-    small = copy.copy(ctx)  # the same app, with its own record of trained sessions and a cap of 2
-    small._trained, small.limits = collections.OrderedDict(), dataclasses.replace(ctx.limits, session_models=2)
+    # the same app, with its own record of trained sessions and a cap of 2
+    small = ctx.with_limits(dataclasses.replace(ctx.limits, session_models=2))
     a, b, c = Session(), Session(), Session()
     for s in (a, b, c, b):
         small.adopt(s, copy.deepcopy(ctx.default_model.heads), {"steps": 1})
     assert a.model is None and b.model is not None and c.model is not None
     with pytest.raises(UIError, match="released to free memory: this app keeps the 2 most recently trained"):
-        ui.predict_text(small, GOOD, SESSION_MODEL, a)
+        predict.predict_text(small, GOOD, SESSION_MODEL, a)
     with pytest.raises(UIError, match="released to free memory before it was saved"):
-        ui_train.save_session_model(small, a, "late")
+        train_save.save_session_model(small, a, "late")
     small.adopt(a, copy.deepcopy(ctx.default_model.heads), {"steps": 1})  # a trains again: c is the oldest
     assert a.model is not None and b.model is not None and c.model is None
     serves(ctx)
@@ -547,30 +547,30 @@ def test_only_the_most_recent_session_models_stay_in_memory(ctx):
 def test_public_limits_apply(ctx, tmp_path, keeper):
     assert app_is_public(public=True) and app_is_public(share=True) and not app_is_public()
     session, _ = keeper
-    limits, ctx.limits = ctx.limits, ui.PUBLIC_LIMITS
+    limits, ctx.limits = ctx.limits, PUBLIC_LIMITS
     try:
-        pub = ui.PUBLIC_LIMITS
-        assert ctx.public and pub.max_epochs < ui_train.MAX_EPOCHS
+        pub = PUBLIC_LIMITS
+        assert ctx.public and pub.max_epochs < train_run.MAX_EPOCHS
         with pytest.raises(UIError, match=f"Epochs must be a whole number between 1 and {pub.max_epochs}"):
-            ui_train.make_config(ctx, BACKBONE[:-1], pub.max_epochs + 1, 8, 5e-5, 2e-3, "joint", 64)
+            train_run.make_config(ctx, BACKBONE[:-1], pub.max_epochs + 1, 8, 5e-5, 2e-3, "joint", 64)
         # heads only: the encoder's output is cached, so more (cheap) epochs are allowed, and no more
-        ui_train.make_config(ctx, BACKBONE, pub.max_epochs_heads_only, 8, 5e-5, 2e-3, "joint", 64)
+        train_run.make_config(ctx, BACKBONE, pub.max_epochs_heads_only, 8, 5e-5, 2e-3, "joint", 64)
         with pytest.raises(UIError, match=f"between 1 and {pub.max_epochs_heads_only}"):
-            ui_train.make_config(ctx, BACKBONE, pub.max_epochs_heads_only + 1, 8, 5e-5, 2e-3, "joint", 64)
+            train_run.make_config(ctx, BACKBONE, pub.max_epochs_heads_only + 1, 8, 5e-5, 2e-3, "joint", 64)
         with pytest.raises(UIError, match=f"Training sentences must be a whole number between 64 and {640}"):
-            ui_train.make_config(ctx, BACKBONE, 1, 8, 5e-5, 2e-3, "joint", pub.train_sentences + 1)
-        ui_train.make_config(ctx, BACKBONE, pub.max_epochs, 8, 5e-5, 2e-3, "joint", pub.train_sentences)
-        r = ui_embed.embed_sentences(ctx, "\n".join(f"line {i}" for i in range(40)), "mean", "default", None)
+            train_run.make_config(ctx, BACKBONE, 1, 8, 5e-5, 2e-3, "joint", pub.train_sentences + 1)
+        train_run.make_config(ctx, BACKBONE, pub.max_epochs, 8, 5e-5, 2e-3, "joint", pub.train_sentences)
+        r = embeddings.embed_sentences(ctx, "\n".join(f"line {i}" for i in range(40)), "mean", "default", None)
         assert r["similarity"].shape == (pub.embed_sentences,) * 2
         rows = tmp_path / "rows.txt"
         rows.write_text("a sentence\n" * (pub.batch_rows + 1))
         with pytest.raises(UIError, match=f"over the limit of {pub.batch_rows}"):
-            ui.predict_file(ctx, rows, "default", None, out_dir=tmp_path)
+            predict.predict_file(ctx, rows, "default", None, out_dir=tmp_path)
         big = tmp_path / "big.txt"
         big.write_text("a sentence that is long enough\n" * 7000)
         with pytest.raises(UIError, match="over the 200 KB limit"):
-            ui.predict_file(ctx, big, "default", None, out_dir=tmp_path)
-        long = ui.predict_text(ctx, "x" * 5000, "default", None)
+            predict.predict_file(ctx, big, "default", None, out_dir=tmp_path)
+        long = predict.predict_text(ctx, "x" * 5000, "default", None)
         assert len(long["text"]) == pub.sentence_chars
         ctx.limits = dataclasses.replace(pub, train_seconds=0)
         assert "Time limit reached" in run(ctx, Session())[-1]["status"]
@@ -588,20 +588,19 @@ def app_is_public(public=False, share=False):
 def test_public_app_has_the_caps_in_its_controls_and_queue(ctx):
     import app
 
-    pub = copy.copy(ctx)
-    pub.limits = ui.PUBLIC_LIMITS
+    pub = ctx.with_limits(PUBLIC_LIMITS)
     demo = app.build_demo(pub, training_slots=4)
     sliders = {b.elem_id: b for b in demo.blocks.values() if type(b).__name__ == "Slider"}
-    assert sliders["train-epochs"].maximum == ui.PUBLIC_LIMITS.max_epochs_heads_only
-    assert sliders["train-sentences"].maximum == ui.PUBLIC_LIMITS.train_sentences
-    assert demo._queue.max_size == ui.PUBLIC_LIMITS.queue_size
+    assert sliders["train-epochs"].maximum == PUBLIC_LIMITS.max_epochs_heads_only
+    assert sliders["train-sentences"].maximum == PUBLIC_LIMITS.train_sentences
+    assert demo._queue.max_size == PUBLIC_LIMITS.queue_size
     train_fn = next(f for f in demo.fns.values() if f.api_name == "train")
     assert train_fn.concurrency_limit == 1  # one training at a time, whatever --training-slots says
     for api in ("sweep", "logme"):  # they share the training slot, under the same public limit
         fn = next(f for f in demo.fns.values() if f.api_name == api)
         assert (fn.concurrency_id, fn.concurrency_limit) == ("train", 1)
     predict_fn = next(f for f in demo.fns.values() if f.api_name == "predict")
-    assert predict_fn.batch and predict_fn.max_batch_size == app.PREDICT_BATCH
+    assert predict_fn.batch and predict_fn.max_batch_size == predict.PREDICT_BATCH
 
 
 # The command line (more in test_cli.py: missing file, 0 epochs, NaN rate, bad --freeze, empty --text, ...)
@@ -860,15 +859,13 @@ def test_the_api_refuses_a_server_path_as_an_uploaded_file(server):
 
 
 def test_a_request_body_over_the_limit_is_refused_before_parsing(server):
-    import app
-
-    big = {"data": ["x" * (app.MAX_REQUEST_BYTES + 1), "default"], "fn_index": 0, "session_hash": "big"}
+    big = {"data": ["x" * (MAX_REQUEST_BYTES + 1), "default"], "fn_index": 0, "session_hash": "big"}
     r = httpx.post(server + "gradio_api/queue/join", json=big, timeout=60)
     assert r.status_code == 413 and r.text == "Request body too large"
 
     def chunks():  # no Content-Length: counted as it arrives, cut off at the limit
         for _ in range(3):
-            yield b"x" * app.MAX_REQUEST_BYTES
+            yield b"x" * MAX_REQUEST_BYTES
 
     with pytest.raises(httpx.HTTPError):
         httpx.post(server + "gradio_api/queue/join", content=chunks(), timeout=60).raise_for_status()

@@ -1,7 +1,10 @@
-"""The app's text and style: the About tab, the Experiments notes, the page's CSS."""
+"""The About tab: what the model is, how the heads share the encoder, when to freeze what, and what
+the experiments measured (read from the committed results, never typed in)."""
 
-from .ui import AppContext, accuracy_line
-from .ui_experiments import load_results, measured_markdown
+import gradio as gr
+
+from .context import AppContext, accuracy_line
+from .results_view import load_results, measured_markdown
 
 FREEZE_SCENARIOS = [
     (
@@ -34,60 +37,26 @@ FREEZE_SCENARIOS = [
     ),
 ]
 
-APP_CSS = """
-.gradio-container { max-width: 1280px !important; margin: 0 auto !important; }
-.mtl-hero { padding: 18px 4px 6px; }
-.mtl-hero h1 { font-size: 28px; font-weight: 750; margin: 0; letter-spacing: -0.02em; }
-.mtl-hero h1 span { color: var(--color-accent); }
-.mtl-hero p { margin: 6px 0 0; font-size: 15px; color: var(--body-text-color-subdued); max-width: 900px; }
-.mtl-note { font-size: 13px; color: var(--body-text-color-subdued); }
-.mtl-progress { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
-  padding: 12px 14px; background: var(--block-background-fill); }
-.mtl-progress-head { display: flex; justify-content: space-between; font-weight: 600; margin-bottom: 8px; }
-.mtl-bar { height: 10px; border-radius: 999px; background: var(--neutral-200); overflow: hidden; }
-.dark .mtl-bar { background: var(--neutral-700); }
-.mtl-bar > div { height: 100%; background: var(--color-accent); transition: width 0.3s ease; }
-.mtl-done .mtl-bar > div { background: #10b981; }
-.mtl-stopped .mtl-bar > div { background: #f59e0b; }
-.mtl-error .mtl-bar > div { background: #ef4444; }
-.mtl-progress-foot { margin-top: 6px; font-size: 13px; color: var(--body-text-color-subdued); }
-#model-bar { align-items: center; }
-"""
 
-EXPERIMENTS_NOTE = """
-### What freezing and multi-task training really do, measured
-Every number here comes from `python -m mtl sweep`: each setting trained on the same data with
-several seeds, scored on the test split. The tables show mean ± standard deviation over seeds.
-"""
-
-SWEEP_NOTES = {
-    "freeze": "The classic scenarios. *Entire network frozen* is the untrained heads on the pretrained "
-    "encoder: no learning at all. The encoder probe (in the JSON) says what training did to the shared "
-    "encoder for each task, even when that task's head stayed frozen and random. *Heads trained 10x longer* "
-    "shows what a frozen encoder reaches once its heads converge (cheap: the encoder's output is cached).",
-    "layers": "After Lee, Tang and Lin (2019): freeze the embeddings plus the bottom K layers and fine-tune "
-    "the rest. K = 6 is the whole encoder frozen; -1 is full fine-tuning (embeddings too).",
-    "tasks": "One model per task against one model for both, at the same budget, and the linear-probe "
-    "baseline: logistic regression on frozen embeddings.",
-    "mixing": "How batches mix the tasks (at the shipped model's freeze setting, bottom:2), and learned "
-    "uncertainty weighting of the task losses (Kendall, Gal and Cipolla 2018).",
-    "logme": "LogME (You et al. 2021) scores frozen features without training: higher means the labels "
-    "are more linearly predictable. From `python -m mtl logme --sweep results/sweep.json --output results/logme.json`.",
-}
-
-
-def about_markdown(ctx: AppContext) -> str:
-    meta = getattr(ctx.default_model, "checkpoint_meta", {}) or {}
-    train = meta.get("train") or {}
-    shipped = (meta.get("metrics") or {}).get("validation")
-    tasks = " and ".join(f"**{t}** ({len(labels)} labels: {', '.join(labels)})" for t, labels in ctx.tasks.items())
+def heads_diagram(ctx: AppContext) -> str:
+    """The branches of the architecture sketch: one arrow from the sentence vector to each head."""
     width = max(len(t) for t in ctx.tasks) + 5
-    diagram = "\n".join(
+    return "\n".join(
         " " * 69
         + ("└" if i == len(ctx.tasks) - 1 else "├")
         + f"─▶ {'head.' + t:<{width}} ─▶ {len(labels)} probabilities"
         for i, (t, labels) in enumerate(ctx.tasks.items())
     )
+
+
+def about_markdown(ctx: AppContext) -> str:
+    """The About tab: the model, how its heads share the encoder, freezing, what the experiments
+    measured (from results/sweep.json) and the shipped model's training."""
+    meta = ctx.default_model.checkpoint_meta or {}
+    train = meta.get("train") or {}
+    shipped = (meta.get("metrics") or {}).get("validation")
+    tasks = " and ".join(f"**{t}** ({len(labels)} labels: {', '.join(labels)})" for t, labels in ctx.tasks.items())
+    diagram = heads_diagram(ctx)
     table = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in FREEZE_SCENARIOS)
     measured = measured_markdown(load_results())
     return f"""
@@ -138,3 +107,8 @@ Everything here is also a command (`python -m mtl predict --text "..."`, `python
 every button is an API endpoint: see "Use via API" at the bottom of the page, or
 `gradio_client.Client(url).predict("Not bad at all for a budget airline.", "default", api_name="/predict")`.
 """
+
+
+def build_tab(ctx: AppContext) -> None:
+    """Lay out the About tab (no events)."""
+    gr.Markdown(about_markdown(ctx))

@@ -1,7 +1,5 @@
-"""The logic behind the Gradio app (app.py): which model a session uses, predictions, and the limits
-that keep a public demo safe. Plain functions and classes, testable without a server; app.py only
-lays out components and wires them to these. The other tabs: mtl/ui_embed.py, mtl/ui_freeze.py and
-mtl/ui_train.py.
+"""What every tab shares: the limits that keep a public demo safe, one Session per browser session,
+and the AppContext (the shipped model, saved models, the training data, the sessions' trained models).
 
 Errors a user can fix raise UIError (an MTLError): the app shows the message, never a traceback."""
 
@@ -15,15 +13,15 @@ import tempfile
 import threading
 import time
 import traceback
-import unicodedata
 import weakref
 from collections import OrderedDict
 from pathlib import Path
 
-import pandas as pd
-
-from .checkpoint import META, SELF, load_checkpoint
-from .errors import MTLError
+from mtl.checkpoint import META, SELF, load_checkpoint
+from mtl.config import ModelConfig
+from mtl.data import Dataset, load_labelled
+from mtl.device import resolve_device
+from mtl.errors import MTLError
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -38,10 +36,7 @@ MAX_SENTENCE_CHARS = 1000  # per sentence; the encoder reads at most 128 tokens 
 MAX_INPUT_CHARS = 200_000  # a whole text box
 MAX_BATCH_ROWS = 1000
 MAX_UPLOAD_BYTES = 1_000_000
-BATCH_TYPES = (".csv", ".jsonl", ".txt")
 CACHED_MODELS = 3  # saved checkpoints kept loaded, shared read-only by all sessions
-# names a saved model may not take: the shipped model, and device names Windows cannot create as folders
-RESERVED_NAMES = {DEFAULT_MODEL, "con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt") for i in range(10))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,27 +74,19 @@ PUBLIC_LIMITS = Limits(
     saved_models=10,
 )
 
-EMBED_EXAMPLE = """The striker scored twice as the home side won the cup final.
-A late goal from the captain sealed the championship for the visitors.
-The central bank raised interest rates by half a point on Thursday.
-Shares in the carmaker fell sharply after weak quarterly earnings.
-The new vaccine cut hospital admissions by forty percent in the trial.
-Researchers unveiled a chip that runs a language model on a phone.
-Our flight was delayed six hours and the airline offered no help at all.
-The hotel staff were wonderful and the view over the bay was stunning."""
-
 
 class UIError(MTLError):
     """Something the user can fix; its message is shown in the app."""
 
 
 class Session:
-    """One browser session (held in gr.State): its own trained model, its last run, its Stop flag."""
+    """One browser session (held in gr.State): its own trained model, its last run, its Stop flags."""
 
     def __init__(self):
         self.model = None  # the model this session trained; never shared with other sessions
         self.run = None  # {config, frozen, metrics, steps, seconds, sentences, stopped}
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # Stop for its training run
+        self.sweep_stop: threading.Event | None = None  # Stop for its latest live sweep (None before one)
         self.running = False  # a run is executing
         self.pending = False  # Start was pressed; the run may still wait in the queue
         self.released = False  # its trained model was released to keep the app's memory bounded
@@ -126,8 +113,6 @@ class AppContext:
         update_seconds: float = 0.5,
         public: bool = False,
     ):
-        from .device import resolve_device
-
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.checkpoint = Path(checkpoint)
         self.default_model = load_checkpoint(self.checkpoint, self.device)
@@ -139,16 +124,27 @@ class AppContext:
         self.val_rows = val_rows  # validate on the first N rows only (tests); None = all
         # a browser redraws the loss plot on every update: at most one per this many seconds
         self.update_seconds = update_seconds
+        self.save_lock = threading.Lock()  # one save at a time: the name check and the rename go together
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
         self._model_locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.save_lock = threading.Lock()
-        self._data = None
+        self._data: tuple[Dataset, Dataset] | None = None
         # sessions holding a trained model, oldest first: at most limits.session_models are kept
         self._trained: OrderedDict = OrderedDict()
         # Gradio session hash -> Session, for handlers that get a gr.Request but no gr.State (batched ones)
         self._sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._last_request = -1e9  # time.monotonic() of the last prediction or embedding request
+
+    def with_limits(self, limits: Limits) -> "AppContext":
+        """The same app (models, data and caches shared) under other limits, with its own record of
+        which sessions hold a trained model."""
+        other = copy.copy(self)
+        other.limits, other._trained = limits, OrderedDict()
+        return other
+
+    @property
+    def public(self) -> bool:
+        return self.limits is PUBLIC_LIMITS
 
     def note_request(self) -> None:
         """A prediction or embedding request arrived: training runs yield to these (see serving)."""
@@ -158,27 +154,45 @@ class AppContext:
         """True while visitors are asking for predictions or embeddings (one in the last `window` s)."""
         return time.monotonic() - self._last_request < window
 
-    @property
-    def public(self) -> bool:
-        return self.limits is PUBLIC_LIMITS
+    def training_data(self) -> tuple[Dataset, Dataset]:
+        """(data/train.csv, data/val.csv), loaded once per app."""
+        with self._lock:
+            if self._data is None:
+                try:
+                    train = load_labelled(self.data_dir / "train.csv")
+                    val = load_labelled(self.data_dir / "val.csv", label_sets=train.tasks)
+                except MTLError as e:
+                    raise UIError(f"The training data cannot be loaded: {e}") from None
+                if self.val_rows:
+                    val = val.head(self.val_rows)
+                self._data = (train, val)
+            return self._data
+
+    def new_download_dir(self) -> Path:
+        """A new directory for a file the app hands out; those older than an hour are removed."""
+        root = Path(tempfile.gettempdir()) / f"mtl-app-{os.getpid()}"
+        root.mkdir(exist_ok=True)
+        for old in root.iterdir():
+            if time.time() - old.stat().st_mtime > 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=root))
 
     # sessions
 
-    def register(self, key, session: "Session") -> None:
+    def register(self, key, session: Session) -> None:
         """Remember which Session a Gradio session hash holds (see session_for)."""
         if key and session is not None:
             with self._lock:
                 self._sessions[key] = session
 
-    def session_for(self, key) -> "Session | None":
+    def session_for(self, key) -> Session | None:
         with self._lock:
             return self._sessions.get(key) if key else None
 
-    def adopt(self, session: "Session", model, run: dict) -> None:
+    def adopt(self, session: Session, model, run: dict) -> None:
         """Make `model` the session's trained model. Memory stays bounded: when more than
         limits.session_models sessions hold one, the least recently trained session's model is released
         (that session is told so when it next uses it)."""
-        released = []
         with self._lock:
             session.model, session.run, session.released = model, run, False
             self._trained.pop(id(session), None)
@@ -187,18 +201,7 @@ class AppContext:
                 _, ref = self._trained.popitem(last=False)
                 old = ref()
                 if old is not None and old is not session:
-                    released.append(old)
-            for old in released:
-                old.model, old.run, old.released = None, None, True
-
-    def fresh_dir(self) -> Path:
-        """A new directory for a file the app hands out; those older than an hour are removed."""
-        root = Path(tempfile.gettempdir()) / f"mtl-app-{os.getpid()}"
-        root.mkdir(exist_ok=True)
-        for old in root.iterdir():
-            if time.time() - old.stat().st_mtime > 3600:
-                shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=root))
+                    old.model, old.run, old.released = None, None, True
 
     # which model a request uses
 
@@ -247,23 +250,27 @@ class AppContext:
         meta = path / META
         if path.is_symlink() or not meta.is_file() or choice not in self.saved_models():
             raise UIError(f"There is no saved model named {choice!r} (press ↻ to refresh the list).")
-        key = (choice, meta.stat().st_mtime_ns)
+        return self._load_saved(choice, path, meta.stat().st_mtime_ns), choice
+
+    def _load_saved(self, name: str, path: Path, mtime_ns: int):
+        """A saved model from the cache, or loaded (and cached); a new mtl.json means a new entry."""
+        key = (name, mtime_ns)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return self._cache[key], choice
+                return self._cache[key]
         try:
             model = load_checkpoint(path, self.device)
         except MTLError as e:
-            raise UIError(f"The saved model {choice!r} cannot be loaded: {e}") from None
+            raise UIError(f"The saved model {name!r} cannot be loaded: {e}") from None
         except Exception as e:  # anything else a damaged checkpoint may raise: still a message, not a crash
-            log_exception(f"loading saved model {choice!r}")
-            raise UIError(f"The saved model {choice!r} cannot be loaded ({type(e).__name__}: {e}).") from None
+            log_exception(f"loading saved model {name!r}")
+            raise UIError(f"The saved model {name!r} cannot be loaded ({type(e).__name__}: {e}).") from None
         with self._lock:
             self._cache[key] = model
             while len(self._cache) > CACHED_MODELS:
                 self._cache.popitem(last=False)
-        return model, choice
+        return model
 
     def copy_model(self, choice, session):
         """A private deep copy of a picker's model, for training; the original is never touched."""
@@ -271,10 +278,8 @@ class AppContext:
         with self.model_lock(model):
             return copy.deepcopy(model)
 
-    def base_config(self):
+    def base_config(self) -> ModelConfig:
         """The default model's configuration, with a base model that new_model can build."""
-        from .config import ModelConfig
-
         config = self.default_model.config.to_dict()
         if config["base_model"] == SELF:
             config["base_model"] = str(self.checkpoint.resolve())
@@ -291,7 +296,7 @@ class AppContext:
             )
             metrics = run.get("metrics")
         else:
-            meta = getattr(model, "checkpoint_meta", {}) or {}
+            meta = model.checkpoint_meta or {}
             train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
             kind = "the shipped model" if name == DEFAULT_MODEL else "a saved model"
             what = f"{kind}, fine-tuned with freeze `{train.get('freeze', '?')}`"
@@ -299,8 +304,13 @@ class AppContext:
             metrics = metrics.get("validation")
         return f"**{md_escape(name)}**: {what}.  \n{accuracy_line(metrics)}"
 
+    def device_name(self) -> str:
+        """The device in words, for the page: GPU, Apple GPU or CPU."""
+        return {"cuda": "GPU", "mps": "Apple GPU"}.get(self.device.type, "CPU")
+
 
 def accuracy_line(metrics, prefix: str = "Validation accuracy: ") -> str:
+    """One line of per-task accuracies from recorded metrics (skipping anything that is not a score)."""
     scores = {}
     if isinstance(metrics, dict):  # a checkpoint's mtl.json is user-editable: skip what is not a score
         for task, m in metrics.items():
@@ -321,194 +331,3 @@ def log_exception(what: str) -> None:
 def md_escape(text: str) -> str:
     """Text safe to put inside Markdown: no markup, no HTML."""
     return re.sub(r"([\\`*_{}\[\]#|<>~])", r"\\\1", str(text))
-
-
-def device_name(ctx: AppContext) -> str:
-    return "GPU" if ctx.device.type == "cuda" else ("Apple GPU" if ctx.device.type == "mps" else "CPU")
-
-
-def short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
-
-
-# Predict
-
-
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_ASCII_ALNUM = re.compile("[A-Za-z0-9]")
-
-
-def clean_text(text, max_chars: int | None = None) -> str:
-    """Text as the model can take it: lone UTF-16 surrogates (possible through the JSON API) replaced,
-    control characters turned into spaces (tabs and line breaks kept). With max_chars, only the first
-    2 * max_chars characters are looked at, so a huge paste costs nothing."""
-    text = "" if text is None else str(text)
-    if max_chars is not None:
-        text = text[: max_chars * 2]
-    text = _SURROGATES.sub("\ufffd", text)
-    return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
-
-
-def readable(text: str) -> bool:
-    """True when the text has a letter, digit, punctuation mark or symbol (emoji included), not only
-    spaces, control and formatting characters (zero-width spaces, byte-order marks, direction marks)."""
-    return any(unicodedata.category(c)[0] in "LNPS" for c in text)
-
-
-def clean_sentence(text, max_chars: int = MAX_SENTENCE_CHARS) -> tuple[str, list[str]]:
-    """One sentence to predict: refuse empty or unreadable input, shorten very long input (with a note)."""
-    raw = "" if text is None else str(text)
-    if not raw.strip():
-        raise UIError("Type a sentence first: the text box is empty.")
-    text, notes = clean_text(raw, max_chars).strip(), []
-    if not readable(text):
-        raise UIError(
-            "The text has no letters, digits or symbols, only spaces, control or invisible formatting "
-            "characters: type a sentence."
-        )
-    lines = raw.count("\n") + 1
-    if lines > 3:
-        notes.append(
-            f"The text has {lines:,} lines; Predict reads it as one text. For one prediction per line, "
-            "upload the lines as a .txt file under Batch."
-        )
-    if len(raw.strip()) > max_chars:
-        notes.append(
-            f"The text has {len(raw.strip()):,} characters; only the first {max_chars:,} are used "
-            "(the model reads about the first 100 words)."
-        )
-        text = text[:max_chars]
-    return text, notes
-
-
-def unknown_note(model, text: str) -> str | None:
-    """A note when the model's vocabulary knows none of the text (emoji, a script it never saw)."""
-    if _ASCII_ALNUM.search(text):  # the English vocabulary has every ASCII letter and digit
-        return None
-    tok = getattr(model.encoder, "tokenizer", None)
-    if tok is None or tok.unk_token_id is None:
-        return None
-    ids = tok(text, add_special_tokens=False, truncation=True, max_length=128)["input_ids"]
-    if ids and all(i == tok.unk_token_id for i in ids):
-        return (
-            "The model knows none of these characters (emoji, or a script missing from its English "
-            "vocabulary): it sees only unknown tokens, so this prediction is a guess."
-        )
-    return None
-
-
-def _result(pred: dict, text: str, notes: list, ms: float, name: str) -> dict:
-    return {
-        "text": text,
-        "probs": {t: p["probs"] for t, p in pred.items()},
-        "top": {t: (p["label"], p["score"]) for t, p in pred.items()},
-        "ms": ms,
-        "model": name,
-        "notes": notes,
-    }
-
-
-def predict_text(ctx: AppContext, text, choice, session) -> dict:
-    """{"probs": {task: {label: p}}, "top": {task: (label, p)}, "ms", "model", "notes", "text"}."""
-    ctx.note_request()
-    text, notes = clean_sentence(text, ctx.limits.sentence_chars)
-    model, name = ctx.resolve(choice, session)
-    t0 = time.perf_counter()
-    with ctx.model_lock(model):
-        pred = model.predict([text])[0]
-    ms = (time.perf_counter() - t0) * 1000
-    note = unknown_note(model, text)
-    return _result(pred, text, notes + ([note] if note else []), ms, name)
-
-
-def predict_many(ctx: AppContext, requests) -> list:
-    """predict_text for many (text, choice, session) requests at once, as Gradio's request batching
-    hands them over: one forward pass per model serves every request that uses it. Returns, in order,
-    a result dict or the UIError for each request (one bad request never fails the others)."""
-    ctx.note_request()
-    out: list = [None] * len(requests)
-    groups: dict = {}
-    for i, (text, choice, session) in enumerate(requests):
-        try:
-            clean, notes = clean_sentence(text, ctx.limits.sentence_chars)
-            model, name = ctx.resolve(choice, session)
-        except UIError as e:
-            out[i] = e
-            continue
-        groups.setdefault(id(model), (model, name, []))[2].append((i, clean, notes))
-    for model, name, items in groups.values():
-        t0 = time.perf_counter()
-        with ctx.model_lock(model):
-            preds = model.predict([clean for _, clean, _ in items])
-        ms = (time.perf_counter() - t0) * 1000
-        for (i, clean, notes), pred in zip(items, preds):
-            note = unknown_note(model, clean)
-            out[i] = _result(pred, clean, notes + ([note] if note else []), ms, name)
-    return out
-
-
-def timing_markdown(result: dict, ctx: AppContext) -> str:
-    top = " · ".join(f"{task}: **{md_escape(lab)}** ({p:.0%})" for task, (lab, p) in result["top"].items())
-    return (
-        f"{top}  \nTook {result['ms']:.0f} ms for one forward pass through the shared encoder and both heads "
-        f"· model: {md_escape(result['model'])} · {device_name(ctx)}"
-    )
-
-
-def predict_file(ctx: AppContext, path, choice, session, out_dir=None) -> dict:
-    """Predict every sentence of an uploaded file: {"table": DataFrame, "csv": path, "status": md}.
-
-    The CSV has the columns of `python -m mtl predict --output`."""
-    from .cli import prediction_rows
-    from .data import load_texts
-
-    ctx.note_request()
-    if not path:
-        raise UIError("Upload a file first: .csv or .jsonl with a `text` column, or .txt with one sentence per line.")
-    path = Path(path)
-    if path.suffix.lower() not in BATCH_TYPES:
-        raise UIError(
-            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}. Upload a .csv or .jsonl with a "
-            "`text` column, or a .txt with one sentence per line."
-        )
-    limits = ctx.limits
-    try:
-        texts = load_texts(path, max_rows=limits.batch_rows, max_bytes=limits.upload_bytes)
-    except MTLError as e:
-        raise UIError(str(e).replace(str(path), path.name)) from None
-    texts = [clean_text(t, limits.sentence_chars)[: limits.sentence_chars] for t in texts]
-    model, name = ctx.resolve(choice, session)
-    t0 = time.perf_counter()
-    with ctx.model_lock(model):
-        rows = prediction_rows(model, texts)
-    seconds = time.perf_counter() - t0
-    table = pd.DataFrame(rows)
-    out_dir = Path(out_dir) if out_dir else ctx.fresh_dir()
-    out = out_dir / f"predictions-{re.sub(r'[^A-Za-z0-9_-]', '_', path.stem)[:60] or 'file'}.csv"
-    table.to_csv(out, index=False, encoding="utf-8")
-    counts = {t: table[t].value_counts().idxmax() for t in model.tasks}
-    common = " · ".join(f"most common {t}: {md_escape(v)}" for t, v in counts.items())
-    status = (
-        f"✓ {len(rows):,} sentences from **{md_escape(path.name)}** in {seconds:.1f} s with model "
-        f"{md_escape(name)}. {common}. The CSV has a probability column per label."
-    )
-    return {"table": table, "csv": str(out), "status": status}
-
-
-# (text, topic, sentiment) as labelled by the dataset's rules; together they cover every label
-PREDICT_EXAMPLES = [
-    ("What a comeback! The underdogs won the final in extra time.", "Sports", "positive"),
-    ("The match kicks off at 8 pm on Saturday at the national stadium.", "Sports", "neutral"),
-    ("Nordvik Bank shares soared after record quarterly profits.", "Business", "positive"),
-    ("The factory will close next month, putting 900 people out of work.", "Business", "negative"),
-    ("The new season of the show is a triumph, funny and beautifully acted.", "Entertainment", "positive"),
-    ("The clinic ran out of flu vaccine and patients were turned away.", "Health", "negative"),
-    ("Parliament passed the budget bill by 212 votes to 190.", "Politics", "neutral"),
-    ("The minister resigned in disgrace after the expenses scandal.", "Politics", "negative"),
-    ("The telescope captured the sharpest image yet of a distant galaxy.", "Science & Technology", "positive"),
-    ("The app update is buggy and keeps crashing my phone.", "Science & Technology", "negative"),
-    ("Not bad at all for a budget airline.", "Travel", "positive"),
-    ("Oh great, another two-hour delay at the passport queue.", "Travel", "negative"),
-    ("The two countries signed a trade treaty in Geneva on Monday.", "World", "neutral"),
-    ("Aid convoys finally reached the flooded villages after the ceasefire held.", "World", "positive"),
-]

@@ -1,27 +1,18 @@
-"""The Experiments tab: the committed sweep results (results/sweep.json, made by `python -m mtl
-sweep`) as tables and charts, the LogME scores (results/logme.json), and a small sweep a visitor can
-run within the demo's limits."""
+"""The committed results as the app shows them: the sweep (results/sweep.json, made by `python -m mtl
+sweep`) as tables, chart data and Markdown, and the LogME scores (results/logme.json). Read with
+mtl.results; nothing here trains."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError, MTLError
-from .sweep import layer_f1, read_results, run_sweeps
-from .ui import AppContext, UIError, md_escape
-from .ui_train import subset, training_data
+from mtl.errors import DataError
+from mtl.results import layer_f1, read_results
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
-SWEEP_TITLES = {
-    "freeze": "Freeze scenarios",
-    "layers": "Layer freezing curve",
-    "tasks": "Multi-task vs single-task",
-    "mixing": "Task mixing and weighting",
-}
-LIVE_SWEEPS = tuple(SWEEP_TITLES)
-LIVE_MAX_SENTENCES = 512
-LIVE_MAX_EPOCHS = 2
+from .context import ROOT, md_escape
+
+RESULTS = ROOT / "results"
 
 
 def load_results(path=None) -> dict | None:
@@ -32,7 +23,8 @@ def load_results(path=None) -> dict | None:
         return None
 
 
-def _pm(m: dict) -> str:
+def mean_std(m: dict) -> str:
+    """A summary's {"mean", "std"} as "0.915 ± 0.007"."""
     return f"{m['mean']:.3f} ± {m['std']:.3f}"
 
 
@@ -46,8 +38,8 @@ def results_table(results: dict | None, sweep: str | None = None) -> pd.DataFram
             continue
         row = {"sweep": r["sweep"], "setting": r["name"]}
         for task, m in r["test"].items():
-            row[f"{task} accuracy"] = _pm(m["accuracy"])
-            row[f"{task} macro-F1"] = _pm(m["macro_f1"])
+            row[f"{task} accuracy"] = mean_std(m["accuracy"])
+            row[f"{task} macro-F1"] = mean_std(m["macro_f1"])
         row["trainable params"] = f"{r['trainable_params']:,}"
         row["train time (s)"] = f"{r['seconds']['mean']:.1f}"
         rows.append(row)
@@ -65,6 +57,7 @@ def bars(results: dict | None, sweep: str, metric: str = "accuracy") -> pd.DataF
 
 
 def costs(results: dict | None, sweep: str) -> pd.DataFrame:
+    """What each setting of a sweep cost: trainable parameters (millions) and training time (s)."""
     rows = [
         {
             "setting": r["name"],
@@ -85,6 +78,7 @@ def layer_curve(results: dict | None) -> pd.DataFrame:
 
 
 def provenance(results: dict | None) -> str:
+    """Where the numbers come from: the command, seeds, epochs and machine."""
     if not results:
         return "No committed results found (results/sweep.json)."
     machine = results.get("machine", {})
@@ -128,6 +122,7 @@ def measured_markdown(results: dict | None) -> str:
 
 
 def logme_table(path=None) -> pd.DataFrame:
+    """The committed LogME scores: one row per encoder, pooling and layer output, one column per task."""
     path = Path(path or RESULTS / "logme.json")
     if not path.is_file():
         return pd.DataFrame({"": ["No LogME scores yet: run `python -m mtl logme --output results/logme.json`."]})
@@ -138,12 +133,6 @@ def logme_table(path=None) -> pd.DataFrame:
             label = f"output of layer {name}" if section == "layers" else name
             rows.append({"what": section, "candidate": label, **{t: round(v, 4) for t, v in scores.items()}})
     return pd.DataFrame(rows)
-
-
-def live_sentence_cap(ctx) -> int:
-    """Training sentences a visitor's sweep or LogME may use: the public demo's caps apply as in Train."""
-    limits = getattr(ctx, "limits", None)
-    return min(LIVE_MAX_SENTENCES, getattr(limits, "train_sentences", None) or LIVE_MAX_SENTENCES)
 
 
 def logme_agreement_markdown(path=None) -> str:
@@ -165,81 +154,3 @@ def logme_agreement_markdown(path=None) -> str:
         pairs = ", ".join(f"K={p['K']} {p['logme']:+.3f} / {p['macro_f1']:.3f}" for p in a["pairs"])
         lines.append(f"- {task}: **{a['spearman']:+.2f}** (LogME / macro-F1: {pairs})")
     return "\n".join(lines)
-
-
-def live_logme(ctx: AppContext, choice, session, sentences) -> tuple[str, pd.DataFrame]:
-    """LogME of every layer of the chosen model (the shipped one, this session's, or a saved one) on
-    a slice of the training data: how fine-tuning moved the linearly usable information."""
-    import time
-
-    from .transfer import layer_scores
-
-    try:
-        sentences = int(sentences)
-    except (TypeError, ValueError):
-        raise UIError("Sentences must be a whole number.") from None
-    cap = live_sentence_cap(ctx)
-    if not 64 <= sentences <= cap:
-        raise UIError(f"Use 64 to {cap} sentences here; `python -m mtl logme` scores the whole training set.")
-    model, name = ctx.resolve(choice, session)
-    train, _ = training_data(ctx)
-    data = subset(train, sentences, 0)
-    t0 = time.perf_counter()
-    scores = layer_scores(model.encoder, data)
-    rows = [
-        {"layer output": "embeddings (0)" if k == 0 else f"layer {k}", **{t: round(v, 4) for t, v in sc.items()}}
-        for k, sc in scores.items()
-    ]
-    best = ", ".join(f"{t}: layer {max(scores, key=lambda k: scores[k][t])}" for t in data.tasks)
-    status = (
-        f"LogME of **{md_escape(name)}** on {len(data)} training sentences in {time.perf_counter() - t0:.1f} s. "
-        f"Highest score per task: {best} (0 = the embeddings' output)."
-    )
-    return status, pd.DataFrame(rows)
-
-
-def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
-    """A small sweep with one seed on a slice of the training data; yields (status, table)."""
-    if sweep not in LIVE_SWEEPS:
-        raise UIError(f"Choose a sweep: {', '.join(LIVE_SWEEPS)}.")
-    try:
-        sentences, epochs = int(sentences), int(epochs)
-    except (TypeError, ValueError):
-        raise UIError("Sentences and epochs must be whole numbers.") from None
-    max_sentences = live_sentence_cap(ctx)
-    max_epochs = min(LIVE_MAX_EPOCHS, getattr(getattr(ctx, "limits", None), "max_epochs", LIVE_MAX_EPOCHS))
-    if not 64 <= sentences <= max_sentences or not 1 <= epochs <= max_epochs:
-        raise UIError(
-            f"Use 64 to {max_sentences} sentences and 1 to {max_epochs} epochs here; "
-            "the full sweep runs from the command line."
-        )
-    train, val = training_data(ctx)
-    train = subset(train, sentences, 0)
-    done_runs = []
-    try:
-        runs = run_sweeps([sweep], 1, epochs, train, val, val, stop=stop, model_config=ctx.base_config())
-        for kind, payload in runs:
-            if kind == "run":
-                done_runs.append(payload)
-                accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
-                status = f"{len(done_runs)} run(s) done; last: **{md_escape(payload['name'])}** ({accs})"
-                yield status, _live_table(done_runs)
-    except MTLError as e:
-        raise UIError(str(e)) from None
-    yield f"Done: {len(done_runs)} runs (validation split, one seed).", _live_table(done_runs)
-
-
-def empty_live_table(tasks) -> pd.DataFrame:
-    """The live sweep's columns before any run, so the table does not open with headers 1 2 3."""
-    return pd.DataFrame(columns=["setting", *[f"{t} accuracy" for t in tasks], "trainable params", "time (s)"])
-
-
-def _live_table(runs) -> pd.DataFrame:
-    rows = []
-    for r in runs:
-        row = {"setting": r["name"]}
-        row.update({f"{t} accuracy": round(m["accuracy"], 3) for t, m in r["test"].items()})
-        row["trainable params"] = f"{r['trainable_params']:,}"
-        row["time (s)"] = round(r["seconds"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows)

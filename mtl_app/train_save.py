@@ -1,0 +1,103 @@
+"""Saving a session's trained model under a name a visitor chose: the name checked (one folder inside
+the model folder, never a link, never over another model), the save atomic."""
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from mtl.checkpoint import save_checkpoint
+
+from .context import DEFAULT_MODEL, NAME_RE, ROOT, AppContext, Session, UIError
+
+NAME_RULE = "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
+# names a saved model may not take: the shipped model, and device names Windows cannot create as folders
+RESERVED_NAMES = {DEFAULT_MODEL, "con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt") for i in range(10))}
+
+
+def validate_name(ctx: AppContext, name) -> str:
+    """The name, stripped, if a new model may be saved under it; else a UIError saying why not."""
+    name = "" if name is None else str(name).strip()
+    if not name:
+        raise UIError("Give the model a name first.")
+    if len(name) > 64:
+        raise UIError(f"That name has {len(name):,} characters, over the limit of 64. {NAME_RULE}.")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise UIError(
+            f"A name cannot contain '/' or '\\' or start with '.': a model is one folder inside the model "
+            f"folder, never elsewhere. {NAME_RULE}."
+        )
+    if not NAME_RE.match(name):
+        raise UIError(f"{NAME_RULE}: no spaces, dots or slashes.")
+    if name.lower() == DEFAULT_MODEL:
+        raise UIError("'default' is the shipped model and cannot be replaced; choose another name.")
+    if name.lower() in RESERVED_NAMES:
+        raise UIError(f"{name!r} is a reserved name (a device name on Windows); choose another name.")
+    target = ctx.saved_dir / name
+    if target.is_symlink():
+        raise UIError(
+            f"A link named {name!r} already exists in the model folder; links are never followed or saved "
+            "over. Choose another name."
+        )
+    if target.exists() or name.lower() in {n.lower() for n in ctx.saved_models()}:
+        raise UIError(f"A model named {name!r} already exists; choose another name.")
+    if target.resolve().parent != ctx.saved_dir.resolve():
+        raise UIError("That name points outside the model folder.")
+    return name
+
+
+def save_session_model(ctx: AppContext, session: Session, name) -> str:
+    """Save this session's trained model as saved_dir/<name> (weights stored as float16); returns the name.
+
+    The checkpoint is written into a new, private folder inside saved_dir, which is then renamed to the
+    name in one step: the model appears complete or not at all, a crash leaves only a hidden
+    `.saving-*` folder (removed by a later save), and a link or folder that appears under the name in the
+    meantime makes the rename fail instead of being followed or overwritten."""
+    if session.model is None or session.run is None:
+        if session.released:
+            raise UIError("Your trained model was released to free memory before it was saved; train it again.")
+        raise UIError("There is no trained model in this session yet: train one first.")
+    if session.running:
+        raise UIError("Wait for the training run to end before saving.")
+    with ctx.save_lock:
+        name = validate_name(ctx, name)
+        if len(ctx.saved_models()) >= ctx.limits.saved_models:
+            raise UIError(f"This app already holds {ctx.limits.saved_models} saved models, its limit.")
+        run = session.run
+        metrics = {"validation": run["metrics"]} if run["metrics"] else {}
+        ctx.saved_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_saves(ctx.saved_dir)
+        # TODO(integration): mtl.io.atomic_directory, once it can refuse to replace an existing target
+        tmp = Path(tempfile.mkdtemp(dir=ctx.saved_dir, prefix=".saving-"))
+        try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; saved models are meant to be shared
+            with ctx.model_lock(session.model):
+                save_checkpoint(session.model, tmp, run["config"], run["frozen"], metrics, dtype="float16")
+            try:
+                os.rename(tmp, ctx.saved_dir / name)  # no overwrite: fails if the name appeared meanwhile
+            except OSError:
+                raise UIError(f"A model named {name!r} appeared while saving; choose another name.") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return name
+
+
+def saved_message(ctx: AppContext, name: str) -> str:
+    """What the Train tab says after a save: where the model is and how to use it outside the app."""
+    where = os.path.relpath(ctx.saved_dir / name, ROOT)
+    return (
+        f"✓ Saved as **{name}**. It is listed in the model picker (for everyone using this app) and "
+        f"loads with `python -m mtl predict --checkpoint {where}`."
+    )
+
+
+def _remove_stale_saves(saved_dir: Path, age: float = 3600) -> None:
+    """Folders left by a save that crashed (never renamed), older than an hour."""
+    for old in saved_dir.glob(".saving-*"):
+        try:
+            if not old.is_symlink() and old.is_dir() and time.time() - old.stat().st_mtime > age:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
