@@ -16,6 +16,7 @@ from .errors import DataError
 
 TEXT_COLUMN = "text"
 FORMATS = (".csv", ".jsonl", ".txt")
+SHIPPED_SPLITS = ("data/train.csv", "data/val.csv", "data/test.csv")  # the project's dataset, from a checkout
 
 
 @dataclass

@@ -8,7 +8,7 @@
   numbers, emoji, casing, length) that predicts a label far above its base rate,
 - balance: counts per label combination.
 
-Run: python -m mtl.datacheck data/train.csv data/val.csv data/test.csv
+Run: python -m mtl datacheck data/train.csv data/val.csv data/test.csv (or python -m mtl.datacheck ...)
 """
 
 import re
@@ -42,7 +42,7 @@ def words(text: str) -> list[str]:
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).lower())
 
 
-def _features(text: str) -> set[str]:
+def _style_features(text: str) -> set[str]:
     """Style features: function words, punctuation, numbers, emoji, casing, length."""
     toks = words(text)
     feats = {t for t in toks if t in FUNCTION_WORDS or not t[0].isalnum()}
@@ -134,7 +134,7 @@ def label_shortcuts(texts: list[str], labels: list, min_count: int = 20, lift: f
     total = len(idx)
     by_feat = defaultdict(Counter)
     for i in idx:
-        for f in _features(texts[i]):
+        for f in _style_features(texts[i]):
             by_feat[f][labels[i]] += 1
     found = []
     for f, c in by_feat.items():
@@ -169,9 +169,9 @@ def counts_table(splits: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .data import load_labelled
+    from .data import SHIPPED_SPLITS, load_labelled
 
-    paths = (argv if argv is not None else sys.argv[1:]) or ["data/train.csv", "data/val.csv", "data/test.csv"]
+    paths = (argv if argv is not None else sys.argv[1:]) or list(SHIPPED_SPLITS)
     splits = {p: load_labelled(p) for p in paths}
     problems = 0
     everything = [t for d in splits.values() for t in d.texts]

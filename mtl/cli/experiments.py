@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 from ..config import DEFAULT_BASE_MODEL
+from ..data import SHIPPED_SPLITS
 from .flags import checkpoint_or_shipped
-
-SPLITS = ["data/train.csv", "data/val.csv", "data/test.csv"]
 
 
 def add_commands(sub) -> None:
@@ -19,15 +18,15 @@ def add_commands(sub) -> None:
     )
     sw.add_argument("--seeds", type=int, default=3)
     sw.add_argument("--epochs", type=int, default=3)
-    sw.add_argument("--train", default=SPLITS[0])
-    sw.add_argument("--val", default=SPLITS[1])
-    sw.add_argument("--test", default=SPLITS[2])
+    sw.add_argument("--train", default=SHIPPED_SPLITS[0])
+    sw.add_argument("--val", default=SHIPPED_SPLITS[1])
+    sw.add_argument("--test", default=SHIPPED_SPLITS[2])
     sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same seeds/epochs)")
     sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
     sw.set_defaults(run=run_sweep)
 
     lg = sub.add_parser("logme", help="rank encoders, pooling modes and layers by LogME, without training")
-    lg.add_argument("--data", default=SPLITS[0])
+    lg.add_argument("--data", default=SHIPPED_SPLITS[0])
     lg.add_argument("--model", default=DEFAULT_BASE_MODEL, help="base model whose pooling modes and layers are scored")
     lg.add_argument(
         "--checkpoint", help="also score this checkpoint's encoder (default: the shipped model; '' for none)"
@@ -40,7 +39,7 @@ def add_commands(sub) -> None:
     lg.set_defaults(run=run_logme)
 
     dc = sub.add_parser("datacheck", help="check labelled files for leakage, template traces and label shortcuts")
-    dc.add_argument("files", nargs="*", metavar="FILE", help=f"labelled files (default: {' '.join(SPLITS)})")
+    dc.add_argument("files", nargs="*", metavar="FILE", help=f"labelled files (default: {' '.join(SHIPPED_SPLITS)})")
     dc.set_defaults(run=run_datacheck)
 
 
@@ -133,7 +132,7 @@ def _print_agreement(agreement: dict) -> None:
 def run_datacheck(args) -> int:
     from ..datacheck import main as datacheck_main
 
-    return datacheck_main(args.files or SPLITS)
+    return datacheck_main(args.files)  # none: the shipped splits
 
 
 def machine_info() -> dict:

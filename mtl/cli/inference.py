@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from ..config import DEFAULT_BASE_MODEL, INFERENCE_PRECISIONS, POOLING_MODES, ModelConfig, TrainConfig
+from ..data import TEXT_COLUMN
 from .flags import add_config_flags, checkpoint_or_shipped
 
 CHECKPOINT_HELP = "checkpoint directory (default: the shipped model, checkpoints/default)"
@@ -42,7 +43,7 @@ def add_commands(sub) -> None:
 
     for sp in (e, pr, en):
         add_config_flags(sp, TrainConfig, ["device"])
-        sp.add_argument("--text-column", default="text")
+        sp.add_argument("--text-column", default=TEXT_COLUMN)
     for sp in (e, pr):
         sp.add_argument(
             "--precision",

@@ -4,6 +4,7 @@ torchrun / accelerate launch (or with --mixed-precision), through Accelerate (mt
 import sys
 
 from ..config import MIXED_PRECISION, ModelConfig, TrainConfig
+from ..data import TEXT_COLUMN
 from .flags import add_config_flags, config_from_args
 
 
@@ -24,7 +25,7 @@ def add_commands(sub) -> None:
     t.add_argument("--init", metavar="DIR", help="continue from this checkpoint instead of a new model")
     add_config_flags(t, TrainConfig)
     add_config_flags(t, ModelConfig)
-    t.add_argument("--text-column", default="text")
+    t.add_argument("--text-column", default=TEXT_COLUMN)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument(
         "--mixed-precision",
