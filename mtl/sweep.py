@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import TASK_SAMPLING, TrainConfig
 from .data import Dataset
 from .encoder import encode
 from .errors import ConfigError
@@ -41,10 +41,7 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
             {"name": "both tasks, alternate batches", "freeze": "none", "task_sampling": "alternate"},
             {"name": "linear probe (logistic regression on frozen embeddings)", "kind": "probe"},
         ],
-        "mixing": [
-            {"name": f"{s}, equal weights", "task_sampling": s, "freeze": "bottom:2"}
-            for s in ("joint", "alternate", "proportional", "temperature")
-        ]
+        "mixing": [{"name": f"{s}, equal weights", "task_sampling": s, "freeze": "bottom:2"} for s in TASK_SAMPLING]
         + [
             {
                 "name": "joint, uncertainty weights",

@@ -4,6 +4,7 @@ of each pooling mode, and of the output of every layer of the backbone, per task
 import numpy as np
 import torch
 
+from .config import POOLING_MODES
 from .encoder import build_encoder, encode, hf_model, length_order, tokenize
 from .logme import logme
 from .results import layer_f1
@@ -98,7 +99,7 @@ def score_candidates(data, checkpoint_encoder=None, base: str = "default") -> di
     labels = label_arrays(data)
     base_enc = build_encoder(base)
     result = {"encoders": {}, "pooling": {}, "layers": {}}
-    for mode in ("mean", "cls", "max"):
+    for mode in POOLING_MODES:
         result["pooling"][mode] = task_scores(encode(base_enc, data.texts, pooling=mode), labels)
     result["encoders"]["all-MiniLM-L6-v2 (pretrained)"] = result["pooling"]["mean"]
     random = encode(random_encoder(base), data.texts)
