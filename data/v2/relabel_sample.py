@@ -1,0 +1,64 @@
+"""Draw the blind sample for the second, independent labelling (10% of every register, at least 100).
+
+    python data/v2/relabel_sample.py            # writes data/v2/relabel/<register>_blind.csv (id,text)
+
+The second labeller sees only `id,text`, never the first labels, and writes `<register>_second.csv`
+(`id,topic,sentiment`). `agreement.py` then compares the two. Ids are a hash of the text, so the sample
+stays valid when rows are reordered; the draw is seeded, so re-running gives the same sample.
+"""
+
+import csv
+import hashlib
+import math
+import random
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARE, MINIMUM, SEED = 0.10, 100, 20261128
+
+
+def text_id(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def sources() -> dict[str, Path]:
+    """register -> raw file; v1's eight parts form the register `crafted`."""
+    found = {p.stem: p for p in sorted((HERE / "raw").glob("*.csv"))}
+    return found
+
+
+def draw(rows: list[dict], register: str) -> list[dict]:
+    n = max(MINIMUM, math.ceil(SHARE * len(rows)))
+    rng = random.Random(f"{SEED}-{register}")
+    return rng.sample(rows, min(n, len(rows)))
+
+
+def main(argv=None) -> int:
+    out_dir = HERE / "relabel"
+    out_dir.mkdir(exist_ok=True)
+    registers = dict(sources())
+    v1 = [r for p in sorted((HERE.parent / "raw").glob("part_*.csv")) for r in read_rows(p)]
+    for register, path in registers.items():
+        rows = read_rows(path)
+        write_blind(out_dir / f"{register}_blind.csv", draw(rows, register))
+    write_blind(out_dir / "crafted_blind.csv", draw(v1, "crafted"))
+    return 0
+
+
+def write_blind(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text"])
+        for r in rows:
+            w.writerow([text_id(r["text"]), r["text"]])
+    print(f"{path.name}: {len(rows)} sentences")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
