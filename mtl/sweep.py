@@ -13,9 +13,7 @@ from .errors import ConfigError
 from .evaluate import evaluate
 from .freeze import count_trainable, parse_freeze
 from .model import new_model
-
-# layer_f1, read_results: TODO(integration) aliases for mtl/ui_experiments.py:11 (import them from mtl.results)
-from .results import config_key, layer_f1, read_results, summarise  # noqa: F401
+from .results import config_key, summarise
 from .train import train
 
 

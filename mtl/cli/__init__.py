@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..predictions import prediction_rows  # noqa: F401  TODO(integration): mtl_app/predict.py, tests/test_ui.py
 from . import experiments, inference, train
 
 
