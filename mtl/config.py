@@ -29,10 +29,10 @@ FREEZE_PRESETS = {
 }
 
 
-def option(default, help: str, choices: tuple | None = None, flag: str | None = None):
+def option(default, help_text: str, choices: tuple | None = None, flag: str | None = None):
     """A config field with its help text (and its choices, and a CLI flag other than --field-name): the
     CLI makes its flags from these, and __post_init__ checks the choices."""
-    metadata = {"help": help}
+    metadata = {"help": help_text}
     if choices is not None:
         metadata["choices"] = choices
     if flag is not None:
