@@ -2,7 +2,8 @@
 
 Several files may each label only some tasks; a missing label is simply not trained on for that
 task. Any problem raises DataError naming the file, the line and what is wrong, and nothing is
-half-loaded."""
+half-loaded. A Dataset is the one way to take part of the data (select, head, sample, restrict) and
+to turn labels into ids (label_ids)."""
 
 import csv
 import io
@@ -15,12 +16,15 @@ import numpy as np
 from .errors import DataError
 
 TEXT_COLUMN = "text"
-FORMATS = (".csv", ".jsonl", ".txt")
+ROW_FILE_TYPES = (".csv", ".jsonl", ".json")  # what read_rows reads: a header or keys, one row per line
+TEXT_FILE_TYPES = (".csv", ".jsonl", ".txt")  # the files to offer for texts to predict or encode (load_texts)
 SHIPPED_SPLITS = ("data/train.csv", "data/val.csv", "data/test.csv")  # the project's dataset, from a checkout
 
 
 @dataclass
 class Dataset:
+    """Texts with their labels for every task (None where a text has no label for a task)."""
+
     texts: list[str]
     labels: dict[str, list]  # {task: [label or None per text]}
     label_sets: dict[str, list[str]] = field(default_factory=dict)  # {task: ordered labels}
@@ -152,7 +156,7 @@ def read_rows(path, max_bytes: int | None = None):
     """[(line, {column: value})] for a .csv or .jsonl file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".json"):
+    if suffix not in ROW_FILE_TYPES:
         raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .jsonl")
     text = read_text(path, max_bytes)
     if not text.strip():
