@@ -11,6 +11,7 @@ up to float rounding from padding the cache was computed with. Memory is bounded
 """
 
 import contextlib
+import time
 
 import torch
 from torch import nn
@@ -150,8 +151,6 @@ def estimate_bytes(model, texts: list[str], k: int) -> int:
 
 def build_caches(model, frozen: set[str], train_texts, val_texts=None, max_bytes: int = DEFAULT_MAX_BYTES):
     """(train cache, validation cache or None, event dict or None) for a training run."""
-    import time
-
     k = frozen_prefix(model, frozen)
     if k is None:
         return None, None, None
@@ -189,8 +188,9 @@ def head_probs(model, cache: FeatureCache, batch_size: int = 1024) -> dict[str, 
         model.train(was_training)
 
 
-def cached_logits(model, texts, idx, tasks, cache: FeatureCache | None) -> dict[str, torch.Tensor]:
-    """Logits for batch `idx`, from the cache where there is one."""
+def batch_logits(model, texts, idx, tasks, cache: FeatureCache | None = None) -> dict[str, torch.Tensor]:
+    """{task: (B, labels)} logits of training batch `idx` (rows of `texts`) for `tasks`: from the frozen
+    part's cache where there is one, otherwise through the whole model."""
     if cache is not None and cache.mode == "pooled":
         emb = cache.pooled(idx, model.device)
         return {t: model.heads[t](emb) for t in tasks}
@@ -199,3 +199,14 @@ def cached_logits(model, texts, idx, tasks, cache: FeatureCache | None) -> dict[
         return model(features, tasks=tasks)
     with cache.replay(model, idx):
         return model(features, tasks=tasks)
+
+
+class BatchForward(nn.Module):
+    """batch_logits as a module (the model is its submodule), so DDP sees every path through it."""
+
+    def __init__(self, model, texts, cache: FeatureCache | None):
+        super().__init__()
+        self.model, self.texts, self.cache = model, texts, cache
+
+    def forward(self, idx, tasks):
+        return batch_logits(self.model, self.texts, idx, tasks, self.cache)

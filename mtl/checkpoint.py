@@ -3,82 +3,68 @@
 A checkpoint stores only what training could change: the heads, and the encoder weights a run
 updated. Everything else comes from the base model, whose weights' sha256 is recorded and checked
 on load. Weight files are named by their content hash and `mtl.json` is replaced last, atomically:
-it is the commit point, so a crash mid-save leaves the previous checkpoint loadable."""
+it is the commit point, so a crash mid-save leaves the previous checkpoint loadable. A whole new
+folder (the training loop's saves, export, the app) is written with mtl.io.atomic_directory.
+
+save_checkpoint and load_checkpoint are symmetric: what one writes the other reads back, bit for bit,
+once round_weights has brought the weights in memory to the precision they are saved in."""
 
 import datetime
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from .config import ModelConfig
+from . import __version__
+from .config import SAVE_DTYPES, ModelConfig
+from .device import resolve_device
+from .encoder import hf_model, resolve_base_model
 from .errors import CheckpointError, ConfigError, MTLError
+from .io import atomic_directory, file_sha256, weights_sha256, write_atomic
+from .model import MultiTaskModel
 
 META = "mtl.json"
 FORMAT = "mtl-checkpoint"
 SELF = "."  # base_model of an exported checkpoint: the encoder lives in the checkpoint directory
+TORCH_DTYPES = {name: getattr(torch, name) for name in SAVE_DTYPES}
+# TODO(integration): mtl/cli/inference.py, mtl/cli/experiments.py, mtl/predictions.py, mtl/results.py import this
+_write_atomic = write_atomic
 
 
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _check_dtype(dtype: str) -> torch.dtype:
+    if dtype not in TORCH_DTYPES:
+        raise ConfigError(f"save dtype must be one of {', '.join(TORCH_DTYPES)}; got {dtype!r}")
+    return TORCH_DTYPES[dtype]
 
 
-def weights_sha256(module: torch.nn.Module) -> str:
-    """sha256 over parameter names, shapes and bytes: identifies base weights whatever the file."""
-    h = hashlib.sha256()
-    for name, p in sorted(module.state_dict().items()):
-        t = p.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, write) -> None:
-    """write(tmp_path), fsync, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def round_weights(model, dtype: str) -> None:
+    """Round the trained encoder weights in memory to `dtype`, the precision save_checkpoint(dtype=...)
+    stores them in, so that the model in memory and the one loaded back predict identically. A float32
+    save needs no rounding; the heads are always stored in full."""
+    torch_dtype = _check_dtype(dtype)
+    if torch_dtype == torch.float32:
+        return
+    params = dict(hf_model(model.encoder).named_parameters())
+    with torch.no_grad():
+        for n in model.trained_params:
+            params[n].copy_(params[n].to(torch_dtype))
 
 
 def _save_tensors(directory: Path, stem: str, tensors: dict) -> str:
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o644)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        name = f"{stem}.{file_sha256(tmp)[:16]}.safetensors"
-        os.replace(tmp, directory / name)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write tensors as `<stem>.<sha256 prefix>.safetensors`; returns the file name."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    name = f"{stem}.{hashlib.sha256(data).hexdigest()[:16]}.safetensors"
+    write_atomic(directory / name, lambda tmp: Path(tmp).write_bytes(data))
     return name
 
 
 def _versions() -> dict:
+    # imported here: loading them takes seconds, and most imports of this module only load checkpoints
     import sentence_transformers
     import transformers
-
-    from . import __version__
 
     return {
         "mtl": __version__,
@@ -88,58 +74,61 @@ def _versions() -> dict:
     }
 
 
-SAVE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
 def save_checkpoint(
-    model, directory, train_config=None, frozen=(), metrics=None, base_model=None, base_hash=None, dtype="float32"
+    model, directory, config=None, frozen=None, metrics=None, *, dtype="float32", base_model=None, base_hash=None
 ) -> Path:
-    """Save heads + trained encoder weights + mtl.json; returns the directory.
+    """Save heads + trained encoder weights + mtl.json into `directory` (made if missing); returns it.
 
-    With dtype float16/bfloat16 the trained encoder weights are stored at half size, and rounded in
-    the model too, so the model in memory and the one loaded back predict identically."""
-    from .encoder import hf_model
-
+    `config`: the TrainConfig of the run, `frozen`: the frozen components, `metrics`: e.g. {"validation": ...}.
+    With dtype float16/bfloat16 the trained encoder weights are stored at half size; the weights in memory
+    are left as they are (call round_weights first for a model that predicts as the saved one does)."""
+    torch_dtype = _check_dtype(dtype)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    hf = hf_model(model.encoder)
-    params = dict(hf.named_parameters())
+    params = dict(hf_model(model.encoder).named_parameters())
     encoder_names = sorted(model.trained_params)
     files = {"heads": _save_tensors(directory, "heads", model.heads.state_dict())}
-    if dtype not in SAVE_DTYPES:
-        raise ConfigError(f"save dtype must be one of {', '.join(SAVE_DTYPES)}; got {dtype!r}")
     if encoder_names:
-        with torch.no_grad():
-            for n in encoder_names:
-                params[n].copy_(params[n].to(SAVE_DTYPES[dtype]))
-        stored = {n: params[n].to(SAVE_DTYPES[dtype]) for n in encoder_names}
-        files["encoder"] = _save_tensors(directory, "encoder", stored)
-    config = model.config.to_dict()
+        files["encoder"] = _save_tensors(directory, "encoder", {n: params[n].to(torch_dtype) for n in encoder_names})
+    model_config = model.config.to_dict()
     if base_model is not None:
-        config["base_model"] = base_model
+        model_config["base_model"] = base_model
     meta = {
         "format": FORMAT,
         "format_version": 1,
-        "model": config,
+        "model": model_config,
         "tasks": model.tasks,
         "head_shapes": {t: {k: list(v.shape) for k, v in h.state_dict().items()} for t, h in model.heads.items()},
         "files": files,
         "sha256": {name: file_sha256(directory / name) for name in files.values()},
         "encoder_params": encoder_names,
         "encoder_dtype": dtype,
-        "base_model_sha256": base_hash or getattr(model, "base_hash", None),
-        "freeze": sorted(frozen),
-        "train": train_config.to_dict() if train_config is not None else None,
+        "base_model_sha256": base_hash or model.base_hash,
+        "freeze": sorted(frozen or ()),
+        "train": config.to_dict() if config is not None else None,
         "metrics": metrics or {},
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    _write_atomic(directory / META, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    write_atomic(directory / META, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
     # Only now, with the new mtl.json committed, remove weight files it no longer refers to.
     for old in directory.glob("*.safetensors"):
         if old.name.startswith(("heads.", "encoder.")) and old.name not in files.values():
             old.unlink(missing_ok=True)
     return directory
+
+
+def check_save_target(directory) -> None:
+    """A run's saves replace its output folder whole (atomic_directory): refuse, before training starts, a
+    folder that holds anything but a checkpoint, rather than delete someone's files at the first save."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory}: is a file; give a folder to save the checkpoint in")
+    if directory.is_dir() and not (directory / META).is_file() and any(directory.iterdir()):
+        raise CheckpointError(
+            f"{directory}: the folder holds files that are not a checkpoint, and a save replaces the whole "
+            "folder; give a new or empty folder (or an earlier checkpoint to overwrite)"
+        )
 
 
 def read_meta(directory) -> dict:
@@ -213,11 +202,7 @@ def _load_weights(directory: Path, meta: dict, key: str) -> dict:
 
 
 def load_checkpoint(directory, device="auto"):
-    """Rebuild a MultiTaskModel from a checkpoint directory."""
-    from .device import resolve_device
-    from .encoder import hf_model
-    from .model import MultiTaskModel
-
+    """Rebuild a MultiTaskModel from a checkpoint directory; `model.checkpoint_meta` holds its mtl.json."""
     directory = Path(directory)
     meta = read_meta(directory)
     config: ModelConfig = meta["model"]
@@ -258,8 +243,6 @@ def _refuse_pickled_base(directory: Path, base: str) -> None:
     """A checkpoint names its base model; a local base model directory must hold safetensors weights.
     Weights only in pickle-based files (pytorch_model.bin, *.pt, *.ckpt) are refused: loading a pickle can
     run code, and nothing this project loads is ever a pickle."""
-    from .encoder import resolve_base_model
-
     try:
         path = Path(resolve_base_model(base))
     except MTLError:
@@ -298,13 +281,11 @@ def export_standalone(model, output) -> Path:
     """A full directory: the encoder loads with plain `SentenceTransformer(output)`, and
     `load_checkpoint(output)` gives the whole multi-task model, with no base model needed."""
     output = Path(output)
-    if output.exists() and any(output.iterdir()):
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise MTLError(f"{output}: already exists and is not empty; choose a new directory")
-    tmp = Path(tempfile.mkdtemp(dir=output.parent if output.parent.exists() else None, prefix=".export-"))
-    try:
+    with atomic_directory(output, replace=False) as tmp:
         model.encoder.save(str(tmp))
-        from .encoder import hf_model
-
+        # every encoder weight is in the export: nothing is a delta on a base model any more
         trained, model.trained_params = model.trained_params, set()
         try:
             save_checkpoint(
@@ -312,15 +293,8 @@ def export_standalone(model, output) -> Path:
                 tmp,
                 base_model=SELF,
                 base_hash=weights_sha256(hf_model(model.encoder)),
-                metrics=getattr(model, "checkpoint_meta", {}).get("metrics"),
+                metrics=(model.checkpoint_meta or {}).get("metrics"),
             )
         finally:
             model.trained_params = trained
-        if output.exists():
-            output.rmdir()
-        output.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return output

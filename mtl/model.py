@@ -3,12 +3,12 @@
 import torch
 from torch import nn
 
-from .checkpoint import weights_sha256
 from .config import PRECISIONS, ModelConfig
 from .device import bf16_supported, resolve_device
 from .encoder import build_encoder, hf_model, length_order, tokenize
 from .errors import ConfigError
 from .heads import TaskHead
+from .io import weights_sha256
 
 
 class MultiTaskModel(nn.Module):
@@ -34,6 +34,7 @@ class MultiTaskModel(nn.Module):
         )
         self.precision = "fp32"  # inference precision: fp32 | bf16 (set_precision picks by hardware)
         self.trained_params: set[str] = set()  # encoder weights changed by training (saved in checkpoints)
+        self.checkpoint_meta: dict | None = None  # the mtl.json this model was loaded from (load_checkpoint)
         self.to(device)
 
     @property

@@ -1,47 +1,130 @@
 """The training loop, as a generator of events: the CLI wraps it in tqdm, the app plots it live.
 
 Events are dicts with a "type":
-  start  {frozen, params, steps, epochs}
-  cache  {used, mode, layers, bytes, seconds}   (frozen-part outputs computed once, see mtl/cache.py)
-  step   {step, epoch, tasks, loss, losses, lr_encoder, lr_heads, examples_per_sec, progress}
+  start  {frozen, params, steps, epochs, examples}
+  cache  {used, mode, layers, bytes, seconds} or {used: False, message}   (frozen-part outputs, mtl/cache.py)
+  step   {step, epoch, tasks, loss, losses, task_weights, lr_encoder, lr_heads, examples_per_sec, progress}
   eval   {step, epoch, metrics (per task: accuracy, macro_f1, loss, n), score, best}
-  error  {message}                      (e.g. a non-finite loss: the last good weights are kept)
-  done   {best_metrics, best_score, checkpoint, stopped, steps, seconds, eval_only}
+  error  {step, message}      (a non-finite loss: the run stops and the last good weights are kept)
+  done   {best_metrics, best_score, checkpoint, stopped, failed, steps, seconds, eval_only}
+         (eval_only: nothing was trainable; the done event then carries a message and no checkpoint is written)
 
-With an `accelerator` (torchrun / accelerate launch, see mtl/distributed.py) every process runs this
-generator on its share of each batch and yields the same events; only the main process saves.
+Where the work runs is a runner object: LocalRunner (below) runs it in this process; mtl/distributed.py's
+AccelerateRunner runs the same loop on several processes (torchrun / accelerate launch), each on its share
+of every batch, all yielding the same events; only the main process writes the checkpoint.
 """
 
 import math
 import time
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .cache import build_caches, cached_logits, head_probs
+from .cache import BatchForward, build_caches, head_probs
+from .checkpoint import check_save_target, round_weights, save_checkpoint
 from .config import TrainConfig
-from .distributed import Sharding
 from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
 from .freeze import apply_freeze, component_params, encoder_component, parameter_counts, parse_freeze
-from .losses import total_loss
+from .io import atomic_directory
+from .losses import task_loss_sums, total_loss, uncertainty_log_vars
 from .sampling import epoch_plan
+
+SNAPSHOT_EVERY = 50  # steps between copies of the weights that a non-finite loss rolls back to
+
+
+class LocalRunner:
+    """Runs the loop in this process. grad_accum > 1 splits each batch into that many micro-batches whose
+    gradients add up to the whole batch's: the same update with 1/N of the activation memory.
+
+    The loop calls: place, prepare, stopped, forward_backward, clip_grad_norm_, val_probs, save, wait.
+    AccelerateRunner (mtl/distributed.py) overrides those, and the hooks no_sync, backward, sum and
+    sync_log_vars that forward_backward uses, to run the same steps on its share of each batch."""
+
+    rank, world, is_main = 0, 1, True
+
+    def __init__(self, grad_accum: int = 1):
+        self.micro_batches, self.optimizer = grad_accum, None
+
+    def place(self, model) -> None:
+        """Put the model where this process computes (one process: where it already is)."""
+
+    def prepare(self, model, optimizer, texts, cache, label_ids, task_sampling):
+        """(forward module, optimizer) for the training steps."""
+        self.optimizer = optimizer
+        return BatchForward(model, texts, cache), optimizer
+
+    def stopped(self, stop) -> bool:
+        return stop is not None and stop.is_set()
+
+    def forward_backward(self, forward, label_ids, idx, tasks, log_vars, autocast):
+        """Gradients of the loss of batch `idx` (this process's share, in micro-batches).
+        Returns (loss, {task: loss}) of the whole batch, the same in every process."""
+        device = next(forward.parameters()).device
+        counts = {t: int((label_ids[t][idx] >= 0).sum()) for t in tasks}
+        live = [t for t in tasks if counts[t]]  # a task with no label in the batch has no loss
+        parts = np.array_split(idx[self.rank :: self.world], self.micro_batches)
+        sums = torch.zeros(len(live), device=device)
+        self.optimizer.zero_grad(set_to_none=True)
+        for m, part in enumerate(parts):
+            weight = 1.0
+            if len(part) == 0:  # fewer sentences than processes x micro-batches: a weight-0 pass keeps DDP in step
+                part, weight = idx[:1], 0.0
+            with self.no_sync(forward, last=m == len(parts) - 1):
+                with autocast():
+                    logits = forward(part, tasks)
+                labels = {t: torch.as_tensor(label_ids[t][part], device=device) for t in live}
+                part_sums = task_loss_sums(logits, labels)
+                # this part's share of each task's batch mean; x world because DDP averages the processes
+                shares = {t: part_sums[t] * weight * self.world / counts[t] for t in live}
+                self.backward(total_loss(shares, log_vars, regularise=m == 0))
+                for i, t in enumerate(live):
+                    sums[i] += part_sums[t].detach() * weight
+        self.sync_log_vars(log_vars)
+        totals = self.sum(sums)
+        losses = {t: totals[i] / counts[t] for i, t in enumerate(live)}
+        detached = {t: log_vars[t].detach() for t in live} if log_vars else None
+        return total_loss(losses, detached), losses
+
+    def clip_grad_norm_(self, params, max_norm) -> None:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def val_probs(self, model, texts) -> dict | None:
+        """{task: (N, labels)} for the validation texts, or None: evaluate() then predicts them itself."""
+        return None
+
+    def save(self, model, directory, config, frozen, metrics=None) -> str:
+        """The checkpoint, written into a new folder that then replaces `directory` whole."""
+        with atomic_directory(directory) as tmp:
+            save_checkpoint(model, tmp, config, frozen, metrics, dtype=config.save_dtype)
+        return str(Path(directory))
+
+    def wait(self) -> None:
+        """Until every process is here (one process: at once)."""
+
+    # hooks of forward_backward
+    def no_sync(self, forward, last: bool):
+        return nullcontext()
+
+    def backward(self, loss) -> None:
+        loss.backward()
+
+    def sum(self, tensor):
+        return tensor
+
+    def sync_log_vars(self, log_vars) -> None:
+        pass
 
 
 def label_matrix(model, data) -> dict[str, np.ndarray]:
     """{task: label index per sentence in the model's label order, -1 = unlabelled}."""
-    out = {}
-    for task, column in data.labels.items():
+    for task in data.labels:
         if task not in model.tasks:
             raise DataError(f"the data has a task {task!r} that the model does not ({', '.join(model.tasks)})")
-        index = {lab: i for i, lab in enumerate(model.tasks[task])}
-        bad = sorted({v for v in column if v is not None and v not in index})
-        if bad:
-            raise DataError(f"task {task!r}: label(s) {', '.join(map(repr, bad))} not in the model's labels")
-        out[task] = np.array([index[v] if v is not None else -1 for v in column])
-    return out
+    return {task: np.array(data.label_ids(task, model.tasks[task])) for task in data.labels}
 
 
 def set_train_mode(model, frozen: set[str]) -> None:
@@ -62,22 +145,24 @@ def modes_changed(modes: list[tuple]) -> bool:
     return any(m.training != want for m, want in modes)
 
 
-def make_optimizer(model, config: TrainConfig):
-    """AdamW over trainable parameters only; no weight decay on biases and LayerNorm weights."""
+def make_optimizer(model, config: TrainConfig, tasks):
+    """(AdamW over trainable parameters only, no weight decay on biases and LayerNorm weights; the learnable
+    task weights of uncertainty weighting, or None). (None, None) when nothing is trainable."""
     groups = []
     for part, lr in ((model.encoder, config.lr_encoder), (model.heads, config.lr_heads)):
-        params = [(n, p) for n, p in part.named_parameters() if p.requires_grad]
-        decay = [p for n, p in params if p.ndim >= 2]
-        no_decay = [p for n, p in params if p.ndim < 2]
-        groups += [
-            g
-            for g in (
-                {"params": decay, "lr": lr, "weight_decay": config.weight_decay},
-                {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-            )
-            if g["params"]
-        ]
-    return torch.optim.AdamW(groups) if groups else None
+        params = [p for p in part.parameters() if p.requires_grad]
+        decay, no_decay = [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
+        for group, weight_decay in ((decay, config.weight_decay), (no_decay, 0.0)):
+            if group:
+                groups.append({"params": group, "lr": lr, "weight_decay": weight_decay})
+    if not groups:
+        return None, None
+    optimizer = torch.optim.AdamW(groups)
+    log_vars = None
+    if config.loss_weighting == "uncertainty":
+        log_vars = uncertainty_log_vars(tasks, model.device)
+        optimizer.add_param_group({"params": list(log_vars.values()), "lr": config.lr_heads, "weight_decay": 0.0})
+    return optimizer, log_vars
 
 
 def warmup_linear(total_steps: int, warmup_ratio: float):
@@ -102,184 +187,210 @@ def _restore(model, snapshot):
             params[n].copy_(value)
 
 
-def train(
-    model, train_data, val_data=None, config: TrainConfig | None = None, stop=None, output_dir=None, accelerator=None
-):
-    """Train `model` in place, yielding events. `stop` is anything with is_set() (threading.Event).
-    `accelerator` (accelerate.Accelerator): this process is one of several, see mtl/distributed.py."""
+class BestSoFar:
+    """The best validation score so far, its metrics, a copy of its weights and, given a save function,
+    its checkpoint; and how many evaluations have passed without a better one."""
+
+    def __init__(self, model, save=None):
+        self.model, self.save = model, save
+        self.score, self.metrics, self.weights, self.checkpoint, self.evals_since = -math.inf, None, None, None, 0
+
+    def update(self, ev: dict) -> dict:
+        ev["best"] = ev["score"] > self.score
+        if not ev["best"]:
+            self.evals_since += 1
+            return ev
+        if self.save is not None:  # save first: saving rounds the weights that the copy below keeps
+            self.checkpoint = self.save({"validation": ev["metrics"]})
+        self.score, self.metrics, self.weights, self.evals_since = ev["score"], ev["metrics"], _snapshot(self.model), 0
+        return ev
+
+
+def validate(model, val_data, val_cache, runner, step, epoch) -> dict:
+    """The eval event for the validation data now (cached embeddings where there are some)."""
+    probs = head_probs(model, val_cache) if val_cache is not None else runner.val_probs(model, val_data.texts)
+    metrics = evaluate(model, val_data, probs=probs)
+    return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
+
+
+def evaluate_only(model, val_data, runner, started: float):
+    """Every component is frozen: evaluate (when there is validation data) instead of a pointless loop."""
+    done = {"type": "done", "eval_only": True, "stopped": False, "failed": False, "steps": 0, "checkpoint": None}
+    done["message"] = "every component is frozen, so there is nothing to train: evaluation only"
+    if val_data is not None:
+        ev = validate(model, val_data, None, runner, 0, 0)
+        ev["best"] = True
+        yield ev
+        done.update(best_metrics=ev["metrics"], best_score=ev["score"])
+    yield {**done, "seconds": time.perf_counter() - started}
+
+
+class TrainStep:
+    """One optimisation step at a time: forward and backward through the runner, clipping, the optimizer and
+    learning-rate schedule; set up once per run (the runner wraps the model and optimizer here)."""
+
+    def __init__(self, model, config, runner, optimizer, log_vars, frozen, data, cache, label_ids, total_steps):
+        self.model, self.config, self.runner, self.log_vars, self.frozen = model, config, runner, log_vars, frozen
+        self.label_ids, self.total_steps = label_ids, total_steps
+        self.lr_factor = warmup_linear(total_steps, config.warmup_ratio)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
+        self.forward, self.optimizer = runner.prepare(
+            model, optimizer, data.texts, cache, label_ids, config.task_sampling
+        )
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        encoder = [ps for c, ps in component_params(model).items() if not c.startswith("head.")]
+        self.encoder_trainable = [(n, p) for ps in encoder for n, p in ps if p.requires_grad]
+        set_train_mode(model, frozen)
+        self.modes = [(m, m.training) for m in model.modules()]
+
+    def autocast(self):
+        return torch.autocast(self.model.device.type, torch.bfloat16, enabled=self.config.precision == "bf16")
+
+    def __call__(self, tasks, idx, step: int, epoch: int) -> dict:
+        """The step event of a step on batch `idx`, or an error event when its loss is not finite (and then
+        nothing is updated)."""
+        started, config = time.perf_counter(), self.config
+        if modes_changed(self.modes):
+            set_train_mode(self.model, self.frozen)
+        loss, losses = self.runner.forward_backward(
+            self.forward, self.label_ids, idx, tasks, self.log_vars, self.autocast
+        )
+        if not torch.isfinite(loss):
+            message = f"the loss became {loss.item()} at step {step + 1}; training stopped and the last good weights"
+            return {"type": "error", "step": step, "message": message + " were kept (try a lower learning rate)"}
+        if step == 0:  # remember which encoder weights a run changes; checkpoints store only those
+            self.model.trained_params.update(n for n, p in self.encoder_trainable if p.grad is not None)
+        weights = {t: math.exp(-s.item()) for t, s in self.log_vars.items()} if self.log_vars else None
+        if config.grad_clip:
+            self.runner.clip_grad_norm_(self.trainable, config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {
+            "type": "step",
+            "step": step + 1,
+            "epoch": epoch,
+            "tasks": list(tasks),
+            "loss": loss.item(),
+            "losses": {t: v.item() for t, v in losses.items()},
+            "task_weights": weights,
+            "lr_encoder": config.lr_encoder * self.lr_factor(step) if self.encoder_trainable else 0.0,
+            "lr_heads": config.lr_heads * self.lr_factor(step),
+            "examples_per_sec": len(idx) / (time.perf_counter() - started),
+            "progress": (step + 1) / self.total_steps,
+        }
+
+
+def train(model, train_data, val_data=None, config=None, stop=None, output_dir=None, runner=None, accelerator=None):
+    """Train `model` in place, yielding events (see the top of this file).
+
+    stop: anything with is_set() (a threading.Event); the run ends before the next step.
+    output_dir: the run leaves a checkpoint there: the best state when there is validation data, else the
+    final one (none when nothing was trainable).
+    runner: where the work runs; by default LocalRunner(config.grad_accum), this process."""
     config = config or TrainConfig()
-    t0 = time.perf_counter()
-    dist = Sharding(accelerator, config.grad_accum)  # inactive (the plain loop) without accelerator or grad_accum
-    dist.place(model)
+    runner = runner or _default_runner(config, accelerator)
+    started = time.perf_counter()
+    runner.place(model)
     frozen = parse_freeze(config.freeze, model)
     apply_freeze(model, frozen)
+    if output_dir is not None:
+        check_save_target(output_dir)
     y = label_matrix(model, train_data)
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed + dist.rank)  # the seed itself in one process; each process its own dropout
-    steps_per_epoch = len(
-        epoch_plan(y, config.batch_size, config.task_sampling, np.random.default_rng(0), config.temperature)
-    )
-    total_steps = steps_per_epoch * config.epochs
-    counts = parameter_counts(model)
-    yield {
-        "type": "start",
-        "frozen": sorted(frozen),
-        "params": counts,
-        "steps": total_steps,
-        "epochs": config.epochs,
-        "examples": len(train_data),
-    }
+    torch.manual_seed(config.seed + runner.rank)  # the seed itself in one process; each process its own dropout
+    total_steps = config.epochs * len(_epoch(y, config, np.random.default_rng(0)))
+    yield _start_event(model, frozen, total_steps, config, train_data)
 
-    cache, val_cache = None, None
-
-    def run_eval(step, epoch):
-        probs = head_probs(model, val_cache) if val_cache is not None else dist.val_probs(model, val_data.texts)
-        metrics = evaluate(model, val_data, probs=probs)
-        return {"type": "eval", "step": step, "epoch": epoch, "metrics": summary(metrics), "score": score(metrics)}
-
-    optimizer = make_optimizer(model, config)
-    # Kendall, Gal & Cipolla (2018): loss = sum_i exp(-s_i) * L_i + s_i with a learnable s_i per task.
-    log_vars = None
-    if config.loss_weighting == "uncertainty" and optimizer is not None:
-        log_vars = {t: torch.zeros((), device=model.device, requires_grad=True) for t in y}
-        optimizer.add_param_group({"params": list(log_vars.values()), "lr": config.lr_heads, "weight_decay": 0.0})
-    if optimizer is None:  # nothing trainable: evaluation only, no pointless loop
-        done = {
-            "type": "done",
-            "eval_only": True,
-            "stopped": False,
-            "steps": 0,
-            "checkpoint": None,
-            "message": "every component is frozen, so there is nothing to train: evaluation only",
-        }
-        if val_data is not None:
-            ev = run_eval(0, 0)
-            ev["best"] = True
-            yield ev
-            done.update(best_metrics=ev["metrics"], best_score=ev["score"])
-        done["seconds"] = time.perf_counter() - t0
-        yield done
+    optimizer, log_vars = make_optimizer(model, config, y)
+    if optimizer is None:
+        yield from evaluate_only(model, val_data, runner, started)
         return
-
+    cache, val_cache = None, None
     if config.cache:
         val_texts = val_data.texts if val_data is not None else None
         cache, val_cache, event = build_caches(model, frozen, train_data.texts, val_texts)
         if event:
             yield event
-    device_type = model.device.type
-    autocast = lambda: torch.autocast(device_type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    lr_factor = warmup_linear(total_steps, config.warmup_ratio)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    forward, optimizer = dist.prepare(model, optimizer, train_data.texts, cache, y, config.task_sampling)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    encoder_trainable = [
-        (n, p)
-        for c, ps in component_params(model).items()
-        if not c.startswith("head.")
-        for n, p in ps
-        if p.requires_grad
-    ]
+    train_step = TrainStep(model, config, runner, optimizer, log_vars, frozen, train_data, cache, y, total_steps)
     lengths = np.array([len(t) for t in train_data.texts])  # characters: a cheap proxy for tokens
-    best_score, best_metrics, best_state, checkpoint = -math.inf, None, None, None
+    save = None if output_dir is None else lambda metrics: _save(model, runner, output_dir, config, frozen, metrics)
+    best = BestSoFar(model, save)
     last_good = _snapshot(model)
-    step, stopped, failed, evals_since_best = 0, False, False, 0
-    set_train_mode(model, frozen)
-    modes = [(m, m.training) for m in model.modules()]
-
-    def after_eval(ev):
-        nonlocal best_score, best_metrics, best_state, checkpoint, evals_since_best
-        ev["best"] = ev["score"] > best_score
-        if ev["best"]:
-            if output_dir is not None:  # save first: a half-precision save rounds the weights it stores
-                checkpoint = dist.save(model, output_dir, config, frozen, {"validation": ev["metrics"]})
-            best_score, best_metrics, best_state = ev["score"], ev["metrics"], _snapshot(model)
-            evals_since_best = 0
-        else:
-            evals_since_best += 1
-        return ev
+    step, stopped, failed = 0, False, False
 
     for epoch in range(1, config.epochs + 1):
-        plan = epoch_plan(y, config.batch_size, config.task_sampling, rng, config.temperature, lengths)
-        for tasks, idx in plan:
-            if dist.stopped(stop):
+        for tasks, idx in _epoch(y, config, rng, lengths):
+            if runner.stopped(stop):
                 stopped = True
                 break
-            ts = time.perf_counter()
-            if modes_changed(modes):
-                set_train_mode(model, frozen)
-            if forward is not None:  # this process's share of the batch, forward and backward (mtl/distributed.py)
-                loss, losses = dist.forward_backward(forward, y, idx, tasks, log_vars, autocast)
-            else:
-                with autocast():
-                    logits = cached_logits(model, train_data.texts, idx, tasks, cache)
-                losses = {}
-                for t in tasks:
-                    target = torch.as_tensor(y[t][idx], device=model.device)
-                    mask = target >= 0
-                    if mask.any():
-                        losses[t] = F.cross_entropy(logits[t][mask].float(), target[mask])
-                loss = total_loss(losses, log_vars)
-            weights = {t: math.exp(-s.item()) for t, s in log_vars.items()} if log_vars else None
-            if not torch.isfinite(loss):
+            event = train_step(tasks, idx, step, epoch)
+            if event["type"] == "error":  # nothing was updated: roll back to the last good copy and stop
                 _restore(model, last_good)
                 failed = True
-                yield {
-                    "type": "error",
-                    "step": step,
-                    "message": f"the loss became {loss.item()} at step "
-                    f"{step + 1}; training stopped and the last good weights were kept (try a lower learning rate)",
-                }
+                yield event
                 break
-            if forward is None:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-            if step == 0:  # remember which encoder weights a run changes; checkpoints store only those
-                model.trained_params.update(n for n, p in encoder_trainable if p.grad is not None)
-            if config.grad_clip:
-                dist.clip_grad_norm_(trainable, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
             step += 1
-            if step % 50 == 0:
+            if step % SNAPSHOT_EVERY == 0:
                 last_good = _snapshot(model)
-            yield {
-                "type": "step",
-                "step": step,
-                "epoch": epoch,
-                "tasks": list(tasks),
-                "loss": loss.item(),
-                "losses": {t: v.item() for t, v in losses.items()},
-                "task_weights": weights,
-                "lr_encoder": config.lr_encoder * lr_factor(step - 1) if encoder_trainable else 0.0,
-                "lr_heads": config.lr_heads * lr_factor(step - 1),
-                "examples_per_sec": len(idx) / (time.perf_counter() - ts),
-                "progress": step / total_steps,
-            }
+            yield event
             if config.eval_every and val_data is not None and step % config.eval_every == 0:
-                yield after_eval(run_eval(step, epoch))
+                yield best.update(validate(model, val_data, val_cache, runner, step, epoch))
         if stopped or failed:
             break
         if val_data is not None:
-            yield after_eval(run_eval(step, epoch))
-            if config.patience and evals_since_best >= config.patience:
+            yield best.update(validate(model, val_data, val_cache, runner, step, epoch))
+            if config.patience and best.evals_since >= config.patience:
                 break
 
-    if stopped and val_data is not None and step > 0:
-        yield after_eval(run_eval(step, epoch))  # the stopped weights may still be the best
-    if best_state is not None:
-        _restore(model, best_state)
-    elif output_dir is not None and step > 0:  # no validation data: keep the final weights
-        checkpoint = dist.save(model, output_dir, config, frozen)
-    dist.wait()  # every process reports done once the checkpoint is written
+    if stopped and val_data is not None and step > 0:  # the stopped weights may still be the best
+        yield best.update(validate(model, val_data, val_cache, runner, step, epoch))
+    if best.weights is not None:
+        _restore(model, best.weights)
+    elif save is not None:  # no validation data, or no score better than nothing: keep the final weights
+        best.checkpoint = save(None)
+    runner.wait()  # every process reports done once the checkpoint is written
     model.eval()
-    yield {
+    yield _done_event(best, stopped, failed, step, started)
+
+
+def _default_runner(config, accelerator):
+    if accelerator is None:
+        return LocalRunner(config.grad_accum)
+    # TODO(integration): mtl/cli/train.py passes runner=AccelerateRunner(accelerator, config.grad_accum) instead
+    from .distributed import AccelerateRunner
+
+    return AccelerateRunner(accelerator, config.grad_accum)
+
+
+def _epoch(label_ids, config, rng, lengths=None) -> list[tuple]:
+    return epoch_plan(label_ids, config.batch_size, config.task_sampling, rng, config.temperature, lengths)
+
+
+def _save(model, runner, output_dir, config, frozen, metrics) -> str:
+    round_weights(model, config.save_dtype)  # in every process: the weights in memory become the saved ones
+    return runner.save(model, output_dir, config, frozen, metrics)
+
+
+def _start_event(model, frozen, total_steps, config, train_data) -> dict:
+    return {
+        "type": "start",
+        "frozen": sorted(frozen),
+        "params": parameter_counts(model),
+        "steps": total_steps,
+        "epochs": config.epochs,
+        "examples": len(train_data),
+    }
+
+
+def _done_event(best, stopped, failed, steps, started) -> dict:
+    return {
         "type": "done",
-        "best_metrics": best_metrics,
-        "best_score": None if best_metrics is None else best_score,
-        "checkpoint": checkpoint,
+        "best_metrics": best.metrics,
+        "best_score": None if best.metrics is None else best.score,
+        "checkpoint": best.checkpoint,
         "stopped": stopped,
         "failed": failed,
-        "steps": step,
-        "seconds": time.perf_counter() - t0,
+        "steps": steps,
+        "seconds": time.perf_counter() - started,
         "eval_only": False,
     }

@@ -5,9 +5,9 @@ import pytest
 import torch
 from conftest import make_tiny_bert
 
-from mtl.checkpoint import export_standalone, load_checkpoint, save_checkpoint
+from mtl.checkpoint import check_save_target, export_standalone, load_checkpoint, round_weights, save_checkpoint
 from mtl.config import ModelConfig, TrainConfig
-from mtl.errors import CheckpointError
+from mtl.errors import CheckpointError, ConfigError
 from mtl.model import new_model
 from mtl.train import train
 
@@ -158,8 +158,88 @@ def test_export_loads_with_plain_sentence_transformers(saved, tmp_path):
 def test_half_precision_save_is_half_size_and_round_trips_exactly(tiny_model, toy_data, tmp_path, dtype):
     list(train(tiny_model, toy_data, None, TrainConfig(epochs=1, batch_size=8)))
     full = save_checkpoint(tiny_model, tmp_path / "full")
+    round_weights(tiny_model, dtype)  # the explicit step: the weights in memory become the ones saved
     half = save_checkpoint(tiny_model, tmp_path / "half", dtype=dtype)
     size = lambda d: next(d.glob("encoder.*")).stat().st_size  # noqa: E731
     assert size(half) < 0.55 * size(full)
     assert json.loads((half / "mtl.json").read_text())["encoder_dtype"] == dtype
     assert_same_predictions(tiny_model, load_checkpoint(half, "cpu"))
+
+
+def _encoder_weights(model):
+    from mtl.encoder import hf_model
+
+    return {n: p.detach().clone() for n, p in hf_model(model.encoder).named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_saving_leaves_the_weights_alone_and_round_weights_makes_a_reload_bit_identical(
+    tiny_model, toy_data, tmp_path, dtype
+):
+    list(train(tiny_model, toy_data, None, TrainConfig(epochs=1, batch_size=8)))
+    before = _encoder_weights(tiny_model)
+    save_checkpoint(tiny_model, tmp_path / "unrounded", dtype=dtype)
+    after = _encoder_weights(tiny_model)
+    assert all(torch.equal(before[n], after[n]) for n in before)  # no side effect on the model in memory
+    round_weights(tiny_model, dtype)
+    rounded = _encoder_weights(tiny_model)
+    changed = [n for n in before if not torch.equal(before[n], rounded[n])]
+    assert changed and set(changed) <= tiny_model.trained_params  # only the trained encoder weights
+    reloaded = _encoder_weights(load_checkpoint(save_checkpoint(tiny_model, tmp_path / "rounded", dtype=dtype), "cpu"))
+    assert all(torch.equal(rounded[n], reloaded[n]) for n in rounded)
+    round_weights(tiny_model, "float32")  # a float32 save rounds nothing
+    assert all(torch.equal(rounded[n], p) for n, p in _encoder_weights(tiny_model).items())
+    with pytest.raises(ConfigError, match="save dtype must be one of"):
+        round_weights(tiny_model, "int8")
+
+
+def test_checkpoint_meta_is_declared_and_set_by_load(tiny_model, tmp_path):
+    assert tiny_model.checkpoint_meta is None
+    save_checkpoint(tiny_model, tmp_path / "ck", metrics={"validation": {"topic": {"accuracy": 0.5}}})
+    loaded = load_checkpoint(tmp_path / "ck", "cpu")
+    assert loaded.checkpoint_meta["tasks"] == tiny_model.tasks
+    assert loaded.checkpoint_meta["metrics"]["validation"]["topic"]["accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("validation", [True, False])
+def test_the_loop_always_leaves_a_checkpoint_that_records_the_freeze(tiny_model, toy_data, tmp_path, validation):
+    """Best state with validation data, else the final one; even a run stopped before its first step."""
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    config = TrainConfig(epochs=1, batch_size=8, freeze="bottom:1")
+    out = tmp_path / "out" / "ck"
+    done = list(train(tiny_model, toy_data, toy_data if validation else None, config, stop, out))[-1]
+    assert done["stopped"] and done["steps"] == 0 and done["checkpoint"] == str(out)
+    meta = json.loads((out / "mtl.json").read_text())
+    assert meta["freeze"] == ["embeddings", "layer.0"] and meta["train"]["freeze"] == "bottom:1"
+    assert [p.name for p in out.parent.iterdir()] == ["ck"]  # no temporary folder left beside it
+
+
+def test_a_run_refuses_to_replace_a_folder_that_is_not_a_checkpoint(tiny_model, toy_data, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match="not a checkpoint.*new or empty folder"):
+        next(train(tiny_model, toy_data, None, TrainConfig(epochs=1), output_dir=tmp_path / "mine"))
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="is a file"):
+        check_save_target(tmp_path / "file")
+    check_save_target(tmp_path / "new")  # a new folder, an empty one or a checkpoint: fine
+    (tmp_path / "empty").mkdir()
+    check_save_target(tmp_path / "empty")
+    save_checkpoint(tiny_model, tmp_path / "ck")
+    check_save_target(tmp_path / "ck")
+
+
+def test_best_saves_replace_the_folder_whole(tiny_model, toy_data, tmp_path):
+    """Each best state is written to a new folder that replaces the last: no file of an earlier save stays."""
+    config = TrainConfig(epochs=3, batch_size=8, lr_heads=1e-2, freeze="bottom:1")
+    out = tmp_path / "out" / "ck"
+    events = list(train(tiny_model, toy_data, toy_data, config, output_dir=out))
+    assert sum(e.get("best", False) for e in events) >= 2  # saved more than once
+    meta = json.loads((out / "mtl.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted([*meta["files"].values(), "mtl.json"])
+    assert [p.name for p in out.parent.iterdir()] == ["ck"]
+    assert_same_predictions(tiny_model, load_checkpoint(out, "cpu"))

@@ -1,5 +1,5 @@
 """Distributed training through Accelerate: a real two-process run (torchrun, gloo on the CPU) against a
-single-process run of the same command; sharding helpers; Hugging Face datasets as training data.
+single-process run of the same command; sharding helpers. (Hugging Face datasets: tests/test_hf_data.py.)
 
 Tolerance: with dropout off everywhere, a two-process run computes the same gradients as one process up to
 float32 summation order, so weights agree to 1e-5 (measured: at most 1.5e-6), the validation metrics the
@@ -19,8 +19,8 @@ from mtl.checkpoint import load_checkpoint
 from mtl.cli import main
 from mtl.config import ModelConfig, TrainConfig
 from mtl.data import load_labelled
-from mtl.distributed import interleave, load_data, make_accelerator, wants_accelerator
-from mtl.errors import ConfigError, DataError
+from mtl.distributed import AccelerateRunner, interleave, make_accelerator, wants_accelerator
+from mtl.errors import ConfigError
 from mtl.evaluate import evaluate
 from mtl.model import new_model
 from mtl.train import train
@@ -156,6 +156,34 @@ def test_grad_accum_gives_the_same_update_in_one_process(still_bert, files, one_
     assert max((w1[n] - w3[n]).abs().max().item() for n in w1) < ATOL
 
 
+@pytest.fixture
+def one_process_accelerator():
+    """An Accelerator in this (unlaunched) process; Accelerate's global state is reset afterwards."""
+    from accelerate.state import AcceleratorState
+
+    yield make_accelerator("cpu")
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_the_accelerate_runner_in_one_process_trains_like_the_local_runner(
+    still_bert, files, one_thread, one_process_accelerator
+):
+    """The runner interface: train(runner=AccelerateRunner(...)) gives the plain loop's losses and weights."""
+    data = load_labelled(files[0])
+    config = TrainConfig(epochs=1, batch_size=7, lr_encoder=1e-3, seed=1, loss_weighting="uncertainty")
+    runs = []
+    for runner in (None, AccelerateRunner(one_process_accelerator, grad_accum=2)):
+        model = new_model(data.tasks, ModelConfig(base_model=still_bert, dropout=0.0), device="cpu", seed=0)
+        events = list(train(model, data, data, config, runner=runner))
+        runs.append((events, _weights(model)))
+    (ev1, w1), (ev2, w2) = runs
+    assert [e["type"] for e in ev1] == [e["type"] for e in ev2]
+    steps1, steps2 = ([e for e in ev if e["type"] == "step"] for ev in (ev1, ev2))
+    assert [e["loss"] for e in steps2] == pytest.approx([e["loss"] for e in steps1], abs=ATOL)
+    assert max((w1[n] - w2[n]).abs().max().item() for n in w1) < ATOL
+    assert ev2[-1]["best_metrics"]["topic"]["accuracy"] == ev1[-1]["best_metrics"]["topic"]["accuracy"]
+
+
 def test_interleave_restores_the_order_of_sharded_rows():
     n, world = 7, 3
     shards = [list(range(r, n, world)) for r in range(world)]  # what process r predicted: rows r, r+3, ...
@@ -180,73 +208,3 @@ def test_bad_scale_out_options():
         TrainConfig(grad_accum=0)
     with pytest.raises(ConfigError, match="fp16 mixed precision needs a GPU"):
         make_accelerator("cpu", "fp16")
-
-
-# ---- Hugging Face datasets (optional package) ----
-
-
-def test_a_dataset_source_without_the_datasets_package_is_one_clear_line(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed
-    with pytest.raises(DataError, match=r"needs the `datasets` package \(pip install datasets\)"):
-        load_data("hf:stanfordnlp/imdb")
-    code, _, err = _run(capsys, ["train", "--data", "hf:stanfordnlp/imdb", "--output", tmp_path / "x"])
-    assert code == 2 and err.startswith("error: hf:stanfordnlp/imdb:") and "pip install datasets" in err
-    assert "Traceback" not in err and err.count("\n") == 1
-
-
-def test_a_hub_dataset_offline_is_one_clear_line(monkeypatch):
-    pytest.importorskip("datasets")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match="offline.*save_to_disk"):
-        load_data("hf:no-such-user/no-such-dataset:train")
-    with pytest.raises(DataError, match="expected hf:NAME"):
-        load_data("hf:a:b:c:d")
-
-
-def _save_toy_dataset(directory):
-    """A DatasetDict on disk: a class-label task, a string task and an integer column that is not a task."""
-    datasets = pytest.importorskip("datasets")
-    import pyarrow as pa
-    from datasets.table import InMemoryTable
-
-    topics = ["business", "film", "sports"]
-    features = datasets.Features(
-        {
-            "text": datasets.Value("string"),
-            "topic": datasets.ClassLabel(names=topics),
-            "sentiment": datasets.Value("string"),
-            "idx": datasets.Value("int32"),
-        }
-    )
-    rows = [(f"{t} {'very ' * (i % 3)}".strip(), top, sen) for i in range(4) for t, top, sen in TOY]
-
-    def split(part, name):  # built from an Arrow table: no fingerprint hashing (fragile with some dill versions)
-        table = pa.table(
-            {
-                "text": [r[0] for r in part],
-                "topic": pa.array([topics.index(r[1]) for r in part], pa.int64()),
-                "sentiment": [r[2] for r in part],
-                "idx": pa.array(range(len(part)), pa.int32()),
-            }
-        ).cast(features.arrow_schema)
-        return datasets.Dataset(InMemoryTable(table), info=datasets.DatasetInfo(features=features), fingerprint=name)
-
-    datasets.DatasetDict({"train": split(rows, "toy-train"), "validation": split(rows[:9], "toy-val")}).save_to_disk(
-        str(directory)
-    )
-    return directory
-
-
-def test_train_from_a_local_datasets_folder(still_bert, tmp_path, capsys):
-    folder = _save_toy_dataset(tmp_path / "toy_ds")
-    data = load_data(folder)
-    assert len(data) == 36 and data.tasks["topic"] == ["business", "film", "sports"] and "idx" not in data.tasks
-    assert len(load_data(f"{folder}:validation")) == 9
-    with pytest.raises(DataError, match="no split 'test'"):
-        load_data(f"{folder}:test")
-    out = tmp_path / "ck"
-    argv = ["train", "--data", folder, "--val", folder, "--output", out, "--model", still_bert, "--epochs", "1"]
-    code, _, err = _run(capsys, argv + ["--device", "cpu", "--quiet"])
-    assert code == 0, err
-    assert "validation: 9" in err and json.loads((out / "mtl.json").read_text())["metrics"]["validation"]["topic"]
-    assert torch.isfinite(load_checkpoint(out, device="cpu").predict_proba(["the team won"])["topic"]).all()

@@ -158,3 +158,38 @@ def test_frozen_layers_stay_in_eval_mode_when_predicting_between_steps(tiny_mode
             del seen[0][before:], seen[1][before:]  # keep the training forwards only
     assert seen[0] and not any(seen[0])  # frozen: eval mode at every training step
     assert all(seen[1])  # trainable: train mode
+
+
+def test_one_loss_for_every_runner():
+    """task_loss_sums over the labelled rows, divided by their count, is the masked mean cross-entropy (to the
+    bit), and total_loss adds the uncertainty term s_i once per batch."""
+    import torch.nn.functional as F
+
+    from mtl.losses import task_loss_sums, total_loss
+
+    torch.manual_seed(0)
+    logits = {"a": torch.randn(6, 3), "b": torch.randn(6, 2)}
+    labels = {"a": torch.tensor([0, 2, -1, 1, 1, -1]), "b": torch.tensor([-1, -1, 1, 0, -1, -1])}
+    sums = task_loss_sums(logits, labels)
+    for t, y in labels.items():
+        mask = y >= 0
+        assert torch.equal(sums[t] * 1 / int(mask.sum()), F.cross_entropy(logits[t][mask], y[mask]))
+    log_vars = {"a": torch.tensor(0.5), "b": torch.tensor(-0.25)}
+    weighted = sum(torch.exp(-log_vars[t]) * v for t, v in sums.items())
+    assert torch.allclose(total_loss(sums, log_vars, regularise=False), weighted)
+    assert torch.allclose(total_loss(sums, log_vars), weighted + 0.25)
+    assert torch.equal(total_loss(sums), sums["a"] + sums["b"])
+
+
+def test_the_loop_does_not_import_the_distributed_runner_and_model_does_not_import_checkpoint():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mtl.model; assert 'mtl.checkpoint' not in sys.modules, 'model imports checkpoint'; "
+        "import mtl.train; assert 'mtl.distributed' not in sys.modules, 'train imports distributed'"
+    )
+    from conftest import REPO
+
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
