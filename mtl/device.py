@@ -2,6 +2,7 @@
 
 import torch
 
+from .config import DEVICES
 from .errors import ConfigError
 
 
@@ -16,8 +17,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' was asked for but Apple MPS is not available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"device must be one of auto, cpu, cuda, mps; got {name!r}")
+    if name not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
     return torch.device(name)
 
 
