@@ -5,6 +5,8 @@ column per label (`task:label`)."""
 import csv
 from pathlib import Path
 
+from .io import write_atomic
+
 
 def prediction_rows(model, texts: list[str]) -> list[dict]:
     """One row per text: text, then per task the top label and its probability, then one column per label."""
@@ -22,8 +24,6 @@ def prediction_rows(model, texts: list[str]) -> list[dict]:
 
 def write_predictions_csv(rows: list[dict], path) -> Path:
     """Write prediction_rows to a UTF-8 CSV atomically: a reader never sees half a file."""
-    from .checkpoint import _write_atomic  # TODO(integration): mtl.io.write_atomic once the ENGINE helper adds it
-
     path = Path(path)
 
     def write(tmp):
@@ -32,5 +32,5 @@ def write_predictions_csv(rows: list[dict], path) -> Path:
             writer.writeheader()
             writer.writerows(rows)
 
-    _write_atomic(path, write)
+    write_atomic(path, write)
     return path

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 from .errors import DataError
+from .io import write_atomic
 
 
 def mean_and_std(values) -> dict:
@@ -140,11 +141,9 @@ def read_results(path) -> dict:
 
 def write_results(path, payload: dict) -> tuple[Path, Path]:
     """Write the payload as JSON and its summary as Markdown beside it (.md), each atomically."""
-    from .checkpoint import _write_atomic  # TODO(integration): mtl.io.write_atomic
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     md = path.with_suffix(".md")
-    _write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
-    _write_atomic(md, lambda tmp: Path(tmp).write_text(markdown(payload["summary"]) + "\n"))
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+    write_atomic(md, lambda tmp: Path(tmp).write_text(markdown(payload["summary"]) + "\n"))
     return path, md

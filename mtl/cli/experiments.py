@@ -79,9 +79,10 @@ def run_sweep(args) -> int:
 
 
 def run_logme(args) -> int:
-    from ..checkpoint import _write_atomic, load_checkpoint  # TODO(integration): mtl.io.write_atomic
+    from ..checkpoint import load_checkpoint
     from ..data import load_labelled
     from ..errors import DataError
+    from ..io import write_atomic
     from ..results import layer_f1, read_results
     from ..transfer import layer_agreement, score_candidates
 
@@ -109,7 +110,7 @@ def run_logme(args) -> int:
     print(f"\nscored in {seconds:.0f} s", file=sys.stderr)
     if args.output:  # JSON stores the layer numbers as strings
         payload = {"data": args.data, "sentences": len(data), **result, "seconds": seconds, "machine": machine_info()}
-        _write_atomic(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
+        write_atomic(Path(args.output), lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 

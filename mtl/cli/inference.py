@@ -102,9 +102,9 @@ def run_predict(args) -> int:
 def run_encode(args) -> int:
     import numpy as np
 
-    from ..checkpoint import _write_atomic  # TODO(integration): mtl.io.write_atomic
     from ..data import load_texts
     from ..encoder import build_encoder, encode
+    from ..io import write_atomic
 
     texts = load_texts(args.input, args.text_column)
     if args.checkpoint:
@@ -121,7 +121,7 @@ def run_encode(args) -> int:
     out = Path(args.output)
     if out.suffix != ".npy":
         out = out.with_suffix(out.suffix + ".npy")
-    _write_atomic(out, lambda tmp: np.save(open(tmp, "wb"), vectors, allow_pickle=False))
+    write_atomic(out, lambda tmp: np.save(open(tmp, "wb"), vectors, allow_pickle=False))
     print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {out}", file=sys.stderr)
     return 0
 

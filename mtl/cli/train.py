@@ -37,8 +37,9 @@ def add_commands(sub) -> None:
 
 
 def run_train(args) -> int:
-    from ..distributed import load_data, make_accelerator, wants_accelerator
+    from ..distributed import make_accelerator, wants_accelerator
     from ..freeze import parse_freeze
+    from ..hf_data import load_data
 
     config = config_from_args(TrainConfig, args)
     # under torchrun / accelerate launch (or with --mixed-precision) Accelerate runs the loop
@@ -71,11 +72,6 @@ def run_train(args) -> int:
         return 1
     if result["eval_only"]:
         say(result["message"], file=sys.stderr)
-    elif result["checkpoint"] is None and args.output and main_process:
-        # TODO(integration): drop once the loop always leaves a checkpoint in output_dir (ENGINE's train.py)
-        from ..checkpoint import save_checkpoint
-
-        result["checkpoint"] = str(save_checkpoint(model, args.output, config, dtype=config.save_dtype))
     say(
         f"done in {result['seconds']:.1f}s, {result['steps']} steps"
         + (f"; checkpoint: {result['checkpoint']}" if result["checkpoint"] else ""),
@@ -107,9 +103,13 @@ def _train_with_progress(model, data, val, config, args, accelerator, say) -> di
     main_process = accelerator is None or accelerator.is_main_process
     stop = threading.Event()
     bar, result = None, None
-    extra = {"accelerator": accelerator} if accelerator is not None else {}
+    runner = None  # the loop's own single-process runner
+    if accelerator is not None:
+        from ..distributed import AccelerateRunner
+
+        runner = AccelerateRunner(accelerator, config.grad_accum)
     try:
-        for ev in train(model, data, val, config, stop=stop, output_dir=args.output, **extra):
+        for ev in train(model, data, val, config, stop=stop, output_dir=args.output, runner=runner):
             if ev["type"] == "start":
                 counts = parameter_counts(model)["total"]
                 say(
