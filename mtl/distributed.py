@@ -108,7 +108,7 @@ class AccelerateRunner(LocalRunner):
         local = super().stopped(stop)
         if self.world == 1:
             return local
-        return bool(self.sum(torch.tensor([float(local)], device=self.acc.device)).item() > 0)
+        return bool(self.sum_over_processes(torch.tensor([float(local)], device=self.acc.device)).item() > 0)
 
     def no_sync(self, forward, last: bool):
         return nullcontext() if last else self.acc.no_sync(forward)  # gradients are averaged once, at the last
@@ -116,7 +116,7 @@ class AccelerateRunner(LocalRunner):
     def backward(self, loss) -> None:
         self.acc.backward(loss)  # scales fp16 losses
 
-    def sum(self, tensor):
+    def sum_over_processes(self, tensor):
         return tensor if self.world == 1 else self.acc.reduce(tensor, "sum")
 
     def sync_log_vars(self, log_vars) -> None:

@@ -7,7 +7,7 @@ Events are dicts with a "type":
   eval   {step, epoch, metrics (per task: accuracy, macro_f1, loss, n), score, best}
   error  {step, message}      (a non-finite loss: the run stops and the last good weights are kept)
   done   {best_metrics, best_score, checkpoint, stopped, failed, steps, seconds, eval_only}
-         (eval_only: nothing was trainable; the done event then carries a message and no checkpoint is written)
+         (eval_only: nothing was trainable, so no step and no checkpoint; then also a message)
 
 Where the work runs is a runner object: LocalRunner (below) runs it in this process; mtl/distributed.py's
 AccelerateRunner runs the same loop on several processes (torchrun / accelerate launch), each on its share
@@ -41,7 +41,7 @@ class LocalRunner:
     gradients add up to the whole batch's: the same update with 1/N of the activation memory.
 
     The loop calls: place, prepare, stopped, forward_backward, clip_grad_norm_, val_probs, save, wait.
-    AccelerateRunner (mtl/distributed.py) overrides those, and the hooks no_sync, backward, sum and
+    AccelerateRunner (mtl/distributed.py) overrides those, and the hooks no_sync, backward, sum_over_processes and
     sync_log_vars that forward_backward uses, to run the same steps on its share of each batch."""
 
     rank, world, is_main = 0, 1, True
@@ -84,7 +84,7 @@ class LocalRunner:
                 for i, t in enumerate(live):
                     sums[i] += part_sums[t].detach() * weight
         self.sync_log_vars(log_vars)
-        totals = self.sum(sums)
+        totals = self.sum_over_processes(sums)
         losses = {t: totals[i] / counts[t] for i, t in enumerate(live)}
         detached = {t: log_vars[t].detach() for t in live} if log_vars else None
         return total_loss(losses, detached), losses
@@ -112,7 +112,7 @@ class LocalRunner:
     def backward(self, loss) -> None:
         loss.backward()
 
-    def sum(self, tensor):
+    def sum_over_processes(self, tensor):
         return tensor
 
     def sync_log_vars(self, log_vars) -> None:
@@ -286,7 +286,8 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     stop: anything with is_set() (a threading.Event); the run ends before the next step.
     output_dir: the run leaves a checkpoint there: the best state when there is validation data, else the
     final one (none when nothing was trainable).
-    runner: where the work runs; by default LocalRunner(config.grad_accum), this process."""
+    runner: where the work runs; by default LocalRunner(config.grad_accum), this process.
+    accelerator: TODO(integration), the CLI's old way to ask for runner=AccelerateRunner(accelerator, grad_accum)."""
     config = config or TrainConfig()
     runner = runner or _default_runner(config, accelerator)
     started = time.perf_counter()
