@@ -30,8 +30,6 @@ META = "mtl.json"
 FORMAT = "mtl-checkpoint"
 SELF = "."  # base_model of an exported checkpoint: the encoder lives in the checkpoint directory
 TORCH_DTYPES = {name: getattr(torch, name) for name in SAVE_DTYPES}
-# TODO(integration): mtl/cli/inference.py, mtl/cli/experiments.py, mtl/predictions.py, mtl/results.py import this
-_write_atomic = write_atomic
 
 
 def _check_dtype(dtype: str) -> torch.dtype:

@@ -23,7 +23,6 @@ import torch
 from .config import MIXED_PRECISION
 from .device import resolve_device
 from .errors import ConfigError
-from .hf_data import load_data  # noqa: F401  TODO(integration): mtl/cli/train.py still imports it from here
 from .train import LocalRunner
 
 

@@ -280,16 +280,16 @@ class TrainStep:
         }
 
 
-def train(model, train_data, val_data=None, config=None, stop=None, output_dir=None, runner=None, accelerator=None):
+def train(model, train_data, val_data=None, config=None, stop=None, output_dir=None, runner=None):
     """Train `model` in place, yielding events (see the top of this file).
 
     stop: anything with is_set() (a threading.Event); the run ends before the next step.
     output_dir: the run leaves a checkpoint there: the best state when there is validation data, else the
     final one (none when nothing was trainable).
-    runner: where the work runs; by default LocalRunner(config.grad_accum), this process.
-    accelerator: TODO(integration), the CLI's old way to ask for runner=AccelerateRunner(accelerator, grad_accum)."""
+    runner: where the work runs; by default LocalRunner(config.grad_accum), this process (for several:
+    mtl.distributed.AccelerateRunner)."""
     config = config or TrainConfig()
-    runner = runner or _default_runner(config, accelerator)
+    runner = runner or LocalRunner(config.grad_accum)
     started = time.perf_counter()
     runner.place(model)
     frozen = parse_freeze(config.freeze, model)
@@ -352,15 +352,6 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     runner.wait()  # every process reports done once the checkpoint is written
     model.eval()
     yield _done_event(best, stopped, failed, step, started)
-
-
-def _default_runner(config, accelerator):
-    if accelerator is None:
-        return LocalRunner(config.grad_accum)
-    # TODO(integration): mtl/cli/train.py passes runner=AccelerateRunner(accelerator, config.grad_accum) instead
-    from .distributed import AccelerateRunner
-
-    return AccelerateRunner(accelerator, config.grad_accum)
 
 
 def _epoch(label_ids, config, rng, lengths=None) -> list[tuple]:
