@@ -2,16 +2,14 @@
 the model folder, never a link, never over another model), the save atomic."""
 
 import os
-import shutil
-import tempfile
-import time
-from pathlib import Path
 
-from mtl.checkpoint import save_checkpoint
+from mtl.checkpoint import round_weights, save_checkpoint
+from mtl.io import atomic_directory
 
 from .context import DEFAULT_MODEL, NAME_RE, ROOT, AppContext, Session, UIError
 
 NAME_RULE = "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
+SAVE_DTYPE = "float16"  # the trained encoder weights at half the size; the heads are stored in full either way
 # names a saved model may not take: the shipped model, and device names Windows cannot create as folders
 RESERVED_NAMES = {DEFAULT_MODEL, "con", "prn", "aux", "nul", *(f"{d}{i}" for d in ("com", "lpt") for i in range(10))}
 
@@ -48,12 +46,14 @@ def validate_name(ctx: AppContext, name) -> str:
 
 
 def save_session_model(ctx: AppContext, session: Session, name) -> str:
-    """Save this session's trained model as saved_dir/<name> (weights stored as float16); returns the name.
+    """Save this session's trained model as saved_dir/<name> (trained encoder weights as float16); returns
+    the name.
 
-    The checkpoint is written into a new, private folder inside saved_dir, which is then renamed to the
-    name in one step: the model appears complete or not at all, a crash leaves only a hidden
-    `.saving-*` folder (removed by a later save), and a link or folder that appears under the name in the
-    meantime makes the rename fail instead of being followed or overwritten."""
+    mtl.io.atomic_directory writes the checkpoint into a new, hidden folder beside the name and renames it
+    in one step: the model appears complete or not at all, a crash leaves only a `.saving-*` folder
+    (removed by a later save), and a link or folder that appears under the name in the meantime makes the
+    rename fail instead of being followed or overwritten. The session's model is rounded to float16 first,
+    so it goes on predicting exactly as the saved one does."""
     if session.model is None or session.run is None:
         if session.released:
             raise UIError("Your trained model was released to free memory before it was saved; train it again.")
@@ -66,21 +66,15 @@ def save_session_model(ctx: AppContext, session: Session, name) -> str:
             raise UIError(f"This app already holds {ctx.limits.saved_models} saved models, its limit.")
         run = session.run
         metrics = {"validation": run["metrics"]} if run["metrics"] else {}
-        ctx.saved_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale_saves(ctx.saved_dir)
-        # TODO(integration): mtl.io.atomic_directory, once it can refuse to replace an existing target
-        tmp = Path(tempfile.mkdtemp(dir=ctx.saved_dir, prefix=".saving-"))
+        target = ctx.saved_dir / name
         try:
-            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; saved models are meant to be shared
-            with ctx.model_lock(session.model):
-                save_checkpoint(session.model, tmp, run["config"], run["frozen"], metrics, dtype="float16")
-            try:
-                os.rename(tmp, ctx.saved_dir / name)  # no overwrite: fails if the name appeared meanwhile
-            except OSError:
-                raise UIError(f"A model named {name!r} appeared while saving; choose another name.") from None
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            with atomic_directory(target, replace=False) as tmp, ctx.model_lock(session.model):
+                round_weights(session.model, SAVE_DTYPE)
+                save_checkpoint(session.model, tmp, run["config"], run["frozen"], metrics, dtype=SAVE_DTYPE)
+        except OSError:
+            if not (target.exists() or target.is_symlink()):
+                raise  # the write itself failed
+            raise UIError(f"A model named {name!r} appeared while saving; choose another name.") from None
     return name
 
 
@@ -91,13 +85,3 @@ def saved_message(ctx: AppContext, name: str) -> str:
         f"✓ Saved as **{name}**. It is listed in the model picker (for everyone using this app) and "
         f"loads with `python -m mtl predict --checkpoint {where}`."
     )
-
-
-def _remove_stale_saves(saved_dir: Path, age: float = 3600) -> None:
-    """Folders left by a save that crashed (never renamed), older than an hour."""
-    for old in saved_dir.glob(".saving-*"):
-        try:
-            if not old.is_symlink() and old.is_dir() and time.time() - old.stat().st_mtime > age:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass

@@ -172,3 +172,16 @@ def test_save_validates_the_name_and_the_model_loads_back(ctx):
     assert name == "heads-only_1" and loaded is not s.model
     assert torch.allclose(loaded.predict_proba(text)["topic"], s.model.predict_proba(text)["topic"], atol=1e-5)
     assert "a saved model" in ctx.model_info("heads-only_1", Session())
+
+
+def test_a_saved_model_with_trained_layers_predicts_as_the_session_model(ctx):
+    """The encoder weights are saved as float16 and the session's model is rounded the same way, so the
+    model a visitor keeps using and the one loaded back from the folder give the same probabilities."""
+    s = Session()
+    run(ctx, s, frozen=BACKBONE[:5])  # layers 4 and 5 train
+    assert s.model.trained_params  # encoder weights are part of the checkpoint
+    assert train_save.save_session_model(ctx, s, "layers-trained") == "layers-trained"
+    loaded, _ = ctx.resolve("layers-trained", Session())
+    text = ["The striker scored twice.", "Shares fell sharply."]
+    for task in ctx.tasks:
+        assert torch.allclose(loaded.predict_proba(text)[task], s.model.predict_proba(text)[task], atol=1e-5)

@@ -23,6 +23,7 @@ import torch
 from app_helpers import BACKBONE, launch, make_context
 from conftest import REPO, TOY, write_csv
 
+import mtl.losses
 import mtl.train
 from mtl.checkpoint import load_checkpoint, save_checkpoint
 from mtl.cli import main as cli_main
@@ -280,7 +281,8 @@ def test_unknown_start_point(ctx):
 
 
 class NonFiniteLoss:
-    """Stands in for torch.nn.functional inside mtl.train: the loss turns NaN (or inf) after `after` calls."""
+    """Stands in for torch.nn.functional inside mtl.losses (the loss of every runner): the loss turns NaN
+    (or inf) after `after` calls."""
 
     def __init__(self, after: int, value: float):
         self.calls, self.after, self.value = 0, after, value
@@ -298,7 +300,7 @@ class NonFiniteLoss:
 def test_a_loss_that_becomes_non_finite_mid_run_keeps_the_last_good_model(ctx, keeper, monkeypatch, value):
     session, _ = keeper
     model, before = session.model, {n: p.detach().clone() for n, p in session.model.named_parameters()}
-    monkeypatch.setattr(mtl.train, "F", NonFiniteLoss(after=5, value=value))  # two losses a step: step 3
+    monkeypatch.setattr(mtl.losses, "F", NonFiniteLoss(after=5, value=value))  # two losses a step: step 3
     last = run(ctx, session, start="active", choice=SESSION_MODEL)[-1]
     word = "nan" if value != value else "inf"
     assert f"the loss became {word} at step 3" in last["status"] and "active model is unchanged" in last["status"]
@@ -311,7 +313,7 @@ def test_a_loss_that_becomes_non_finite_mid_run_keeps_the_last_good_model(ctx, k
 
 def test_a_loss_that_turns_nan_after_an_epoch_keeps_that_epochs_model(ctx, monkeypatch):
     s = Session()
-    monkeypatch.setattr(mtl.train, "F", NonFiniteLoss(after=2 * 8 + 2, value=float("nan")))  # epoch 2, step 10
+    monkeypatch.setattr(mtl.losses, "F", NonFiniteLoss(after=2 * 8 + 2, value=float("nan")))  # epoch 2, step 10
     last = run(ctx, s, epochs=2)[-1]
     assert "the loss became nan at step 10" in last["status"] and last["adopted"]
     assert all(torch.isfinite(p).all() for p in s.model.parameters())
