@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         if second_path.exists():
             rows.append(compare(register, first, second_path))
     lines = [
-        "| register | sentences labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa |",
+        "| register | labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -72,7 +72,10 @@ def main(argv=None) -> int:
     print(table)
     (HERE / "agreement.md").write_text(
         "# Agreement of the two labellings (before adjudication)\n\nProduced by `python data/v2/agreement.py`.\n\n"
-        + table + "\n", encoding="utf-8")
+        + table
+        + "\n",
+        encoding="utf-8",
+    )
     return 0
 
 
