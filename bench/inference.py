@@ -25,9 +25,11 @@ def flops_per_sentence(model, texts) -> float:
     return total / len(texts)
 
 
-def main():
-    texts = realistic_sentences(2000)
-    model = load_checkpoint(ROOT / "checkpoints" / "default", device="cpu")
+PRECISIONS = ("fp32", "bf16")  # the two compared; "auto" picks one of them
+
+
+def contenders(model, texts):
+    """{name: f(precision) -> a function that predicts every text once}: ours, encode alone, two models."""
     from sentence_transformers import SentenceTransformer
 
     from mtl.encoder import resolve_base_model
@@ -56,43 +58,35 @@ def main():
 
         return run
 
-    ours("fp32")()  # warm up
+    return {"mtl, both tasks": ours, "SentenceTransformer.encode": st_encode, "two single-task models": two_models}
+
+
+def throughput(runs: dict, n: int) -> tuple[dict, list]:
+    """({precision: {name: sentences/s}}, table rows), every contender timed in the same run."""
     rows, results = [], {}
-    for precision in ("fp32", "bf16"):
-        times = {
-            name: best_time(fn(precision))
-            for name, fn in (
-                ("mtl, both tasks", ours),
-                ("SentenceTransformer.encode", st_encode),
-                ("two single-task models", two_models),
-            )
-        }
-        rate = {name: len(texts) / t for name, t in times.items()}
+    for precision in PRECISIONS:
+        rate = {name: n / best_time(fn(precision)) for name, fn in runs.items()}
         results[precision] = rate
         for name, r in rate.items():
-            rows.append(
-                [
-                    precision,
-                    name,
-                    f"{r:.0f}",
-                    f"{r / rate['SentenceTransformer.encode']:.2f}x",
-                    f"{rate['mtl, both tasks'] / r:.2f}x",
-                ]
-            )
-    fps = flops_per_sentence(model, texts)
-    peaks = {p: matmul_peak(p) for p in ("fp32", "bf16")}
-    bound = {p: peaks[p] * 1e9 / fps for p in peaks}
+            vs_encode, ours_faster = r / rate["SentenceTransformer.encode"], rate["mtl, both tasks"] / r
+            rows.append([precision, name, f"{r:.0f}", f"{vs_encode:.2f}x", f"{ours_faster:.2f}x"])
+    return results, rows
 
+
+def bf16_agreement(model) -> dict:
+    """Share of the test split whose top label is the same in bf16 as in fp32, per task."""
     test = load_labelled(ROOT / "data" / "test.csv").texts
     model.precision = "fp32"
     exact = model.predict_proba(test)
     model.precision = "bf16"
     fast = model.predict_proba(test)
-    agreement = {t: (exact[t].argmax(-1) == fast[t].argmax(-1)).float().mean().item() for t in exact}
+    return {t: (exact[t].argmax(-1) == fast[t].argmax(-1)).float().mean().item() for t in exact}
 
-    latency = {}
+
+def single_sentence_latency(model) -> dict:
     sentence = "The striker scored twice as the home side won the cup final."
-    for precision in ("fp32", "bf16"):
+    latency = {}
+    for precision in PRECISIONS:
         model.precision = precision
         for _ in range(10):
             model.predict([sentence])
@@ -102,7 +96,10 @@ def main():
             model.predict([sentence])
             samples.append(time.perf_counter() - t0)
         latency[precision] = percentiles(samples)
+    return latency
 
+
+def report(texts, rows, results, fps, peaks, bound, agreement, latency) -> None:
     info = machine()
     print(f"CPU: {info['cpu']}, {info['threads']} threads, torch {info['torch']}; {len(texts)} sentences\n")
     print(table(["precision", "what", "sentences/s", "vs encode alone", "mtl is faster by"], rows))
@@ -110,7 +107,7 @@ def main():
         f"\nbackbone FLOPs per sentence: {fps / 1e6:.0f} MFLOP; measured matmul peak: fp32 {peaks['fp32']:.0f}, "
         f"bf16 {peaks['bf16']:.0f} GFLOP/s"
     )
-    for p in ("fp32", "bf16"):
+    for p in PRECISIONS:
         r = results[p]["mtl, both tasks"]
         print(f"compute bound {p}: {bound[p]:.0f} sentences/s; mtl reaches {r:.0f} ({r / bound[p]:.0%} of it)")
     print(
@@ -121,19 +118,30 @@ def main():
         "single-sentence latency: "
         + "; ".join(f"{p} median {v['median_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms" for p, v in latency.items())
     )
-    path = save(
-        "inference",
-        {
-            "sentences": len(texts),
-            "throughput": results,
-            "flops_per_sentence": fps,
-            "matmul_gflops": peaks,
-            "compute_bound": bound,
-            "bf16_agreement": agreement,
-            "latency": latency,
-        },
-    )
-    print(f"\nwrote {path.relative_to(ROOT)}")
+
+
+def main():
+    texts = realistic_sentences(2000)
+    model = load_checkpoint(ROOT / "checkpoints" / "default", device="cpu")
+    runs = contenders(model, texts)
+    runs["mtl, both tasks"]("fp32")()  # warm up
+    results, rows = throughput(runs, len(texts))
+    fps = flops_per_sentence(model, texts)
+    peaks = {p: matmul_peak(p) for p in PRECISIONS}
+    bound = {p: peaks[p] * 1e9 / fps for p in peaks}
+    agreement = bf16_agreement(model)
+    latency = single_sentence_latency(model)
+    report(texts, rows, results, fps, peaks, bound, agreement, latency)
+    payload = {
+        "sentences": len(texts),
+        "throughput": results,
+        "flops_per_sentence": fps,
+        "matmul_gflops": peaks,
+        "compute_bound": bound,
+        "bf16_agreement": agreement,
+        "latency": latency,
+    }
+    print(f"\nwrote {save('inference', payload).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

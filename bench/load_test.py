@@ -206,8 +206,7 @@ def merge(results: list[dict]) -> dict:
     return out
 
 
-def main():
-    global ARGS
+def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--clients", type=int, default=20)
     p.add_argument("--requests", type=int, default=15, help="predictions per client per phase")
@@ -225,18 +224,42 @@ def main():
     p.add_argument("--concurrency", type=int, default=None, help="override mtl_app.predict.PREDICT_CONCURRENCY")
     p.add_argument("--yield-factor", type=float, default=None, help="override mtl_app.train_run.YIELD_TO_REQUESTS")
     p.add_argument("--output", default="load_test", help="name of the JSON file in bench/results/")
-    ARGS = p.parse_args()
+    args = p.parse_args()
     from mtl_app import predict, train_run
 
-    ARGS.batch = ARGS.batch or [predict.PREDICT_BATCH]
-    apps = {("app" if len(ARGS.batch) == 1 else f"app, batch {b}"): b for b in ARGS.batch}
-    ARGS.concurrency = ARGS.concurrency or predict.PREDICT_CONCURRENCY
-    ARGS.yield_factor = train_run.YIELD_TO_REQUESTS if ARGS.yield_factor is None else ARGS.yield_factor
-    conditions = ["idle"] * (not ARGS.only_training) + ["training"] * (not ARGS.no_training)
-    if len(apps) > 1 and "training" in conditions:
-        raise SystemExit("compare several --batch values with --no-training (one training run per app otherwise)")
-    runs = {(c, name): [] for c in conditions for name in ("no-op", *apps)}
-    train_log, procs = [], []
+    args.batch = args.batch or [predict.PREDICT_BATCH]
+    args.concurrency = args.concurrency or predict.PREDICT_CONCURRENCY
+    args.yield_factor = train_run.YIELD_TO_REQUESTS if args.yield_factor is None else args.yield_factor
+    return args
+
+
+def run_condition(r, condition, urls, noop_url, runs, train_log) -> None:
+    """One round of one condition: every server's phase, with a training run going on in each app if asked."""
+    stop, trainers = threading.Event(), []
+    if condition == "training":
+        for url in urls.values():
+            trainers.append(threading.Thread(target=keep_training, args=(url, stop, train_log)))
+            trainers[-1].start()
+        end = time.monotonic() + 600
+        while training_steps() == 0 and time.monotonic() < end:
+            time.sleep(0.5)  # until the run is past building its model and caching the frozen layers
+    servers = [("no-op", noop_url), *urls.items()]
+    for name, url in servers if r % 2 == 0 else servers[::-1]:  # the order alternates by round
+        res = phase(url, ARGS.clients, ARGS.requests, time.monotonic() + ARGS.phase_seconds)
+        runs[(condition, name)].append(res)
+        print(
+            f"round {r + 1} {condition:>8} {name:>5}: {res['rps']:.1f} req/s, "
+            f"median {res['median_ms'] or 0:.0f} ms, p95 {res['p95_ms'] or 0:.0f} ms, "
+            f"errors {res['errors']} {res['error_samples'][:1]}",
+            file=sys.stderr,
+        )
+    stop.set()
+    for trainer in trainers:
+        trainer.join(timeout=180)
+
+
+def run_phases(apps: dict, conditions: list, runs: dict, train_log: list) -> None:
+    procs = []
     try:
         t0 = time.monotonic()
         urls = {}
@@ -248,27 +271,7 @@ def main():
         print(f"servers up in {time.monotonic() - t0:.0f} s: {urls}, no-op {noop_url}", file=sys.stderr)
         for r in range(ARGS.rounds):
             for condition in conditions:
-                stop, trainers = threading.Event(), []
-                if condition == "training":
-                    for url in urls.values():
-                        trainers.append(threading.Thread(target=keep_training, args=(url, stop, train_log)))
-                        trainers[-1].start()
-                    end = time.monotonic() + 600
-                    while training_steps() == 0 and time.monotonic() < end:
-                        time.sleep(0.5)  # until the run is past building its model and caching the frozen layers
-                servers = [("no-op", noop_url), *urls.items()]
-                for name, url in servers if r % 2 == 0 else servers[::-1]:  # the order alternates by round
-                    res = phase(url, ARGS.clients, ARGS.requests, time.monotonic() + ARGS.phase_seconds)
-                    runs[(condition, name)].append(res)
-                    print(
-                        f"round {r + 1} {condition:>8} {name:>5}: {res['rps']:.1f} req/s, "
-                        f"median {res['median_ms'] or 0:.0f} ms, p95 {res['p95_ms'] or 0:.0f} ms, "
-                        f"errors {res['errors']} {res['error_samples'][:1]}",
-                        file=sys.stderr,
-                    )
-                stop.set()
-                for trainer in trainers:
-                    trainer.join(timeout=180)
+                run_condition(r, condition, urls, noop_url, runs, train_log)
     finally:
         for proc in procs:
             proc.terminate()
@@ -277,7 +280,10 @@ def main():
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    total = {key: merge(res) for key, res in runs.items()}
+
+
+def report(total: dict, apps: dict, conditions: list, train_log: list) -> dict:
+    """Print the table and the app / no-op ratios; return the ratios."""
     rows = [
         [
             name,
@@ -301,6 +307,21 @@ def main():
         "each stopped at the end of its condition's phases: " + (" | ".join(train_log) or "none"),
         file=sys.stderr,
     )
+    return ratios
+
+
+def main():
+    global ARGS
+    ARGS = parse_args()
+    apps = {("app" if len(ARGS.batch) == 1 else f"app, batch {b}"): b for b in ARGS.batch}
+    conditions = ["idle"] * (not ARGS.only_training) + ["training"] * (not ARGS.no_training)
+    if len(apps) > 1 and "training" in conditions:
+        raise SystemExit("compare several --batch values with --no-training (one training run per app otherwise)")
+    runs = {(c, name): [] for c in conditions for name in ("no-op", *apps)}
+    train_log = []
+    run_phases(apps, conditions, runs, train_log)
+    total = {key: merge(res) for key, res in runs.items()}
+    ratios = report(total, apps, conditions, train_log)
     path = save(
         ARGS.output,
         {
