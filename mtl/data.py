@@ -16,6 +16,9 @@ import numpy as np
 from .errors import DataError
 
 TEXT_COLUMN = "text"
+# a column that says where a text comes from (its register: headlines, posts, reviews, ...), not a task:
+# evaluation reports per group, and the leave-one-register-out sweep holds one group out at a time
+GROUP_COLUMN = "register"
 ROW_FILE_TYPES = (".csv", ".jsonl", ".json")  # what read_rows reads: a header or keys, one row per line
 TEXT_FILE_TYPES = (".csv", ".jsonl", ".txt")  # the files to offer for texts to predict or encode (load_texts)
 SHIPPED_SPLITS = ("data/train.csv", "data/val.csv", "data/test.csv")  # the project's dataset, from a checkout
@@ -28,11 +31,14 @@ class Dataset:
     texts: list[str]
     labels: dict[str, list]  # {task: [label or None per text]}
     label_sets: dict[str, list[str]] = field(default_factory=dict)  # {task: ordered labels}
+    groups: list | None = None  # the group (register) of every text, None where a text has none; or no groups
 
     def __post_init__(self):
         for task, column in self.labels.items():
             if len(column) != len(self.texts):
                 raise DataError(f"task {task!r} has {len(column)} labels for {len(self.texts)} texts")
+        if self.groups is not None and len(self.groups) != len(self.texts):
+            raise DataError(f"{len(self.groups)} groups for {len(self.texts)} texts")
         if not self.label_sets:
             self.label_sets = {t: sorted({v for v in col if v is not None}) for t, col in self.labels.items()}
 
@@ -59,7 +65,8 @@ class Dataset:
         """These rows, in this order; the label sets are kept (a label may then have no example)."""
         indices = [int(i) for i in indices]
         labels = {t: [col[i] for i in indices] for t, col in self.labels.items()}
-        return Dataset([self.texts[i] for i in indices], labels, dict(self.label_sets))
+        groups = None if self.groups is None else [self.groups[i] for i in indices]
+        return Dataset([self.texts[i] for i in indices], labels, dict(self.label_sets), groups)
 
     def head(self, n: int) -> "Dataset":
         """The first n rows (all of them, unchanged, when there are no more than n)."""
@@ -77,7 +84,31 @@ class Dataset:
             return self
         keep = [i for i in range(len(self)) if any(self.labels[t][i] is not None for t in tasks)]
         labels = {t: [self.labels[t][i] for i in keep] for t in tasks}
-        return Dataset([self.texts[i] for i in keep], labels, {t: self.label_sets[t] for t in tasks})
+        groups = None if self.groups is None else [self.groups[i] for i in keep]
+        return Dataset([self.texts[i] for i in keep], labels, {t: self.label_sets[t] for t in tasks}, groups)
+
+    def group_indices(self) -> dict[str, list[int]]:
+        """{group: its rows}, groups in order of first appearance; {} when the data has no groups."""
+        out: dict[str, list[int]] = {}
+        for i, g in enumerate(self.groups or []):
+            if g is not None:
+                out.setdefault(g, []).append(i)
+        return out
+
+    def split_by_group(self, held_out: str) -> tuple["Dataset", "Dataset"]:
+        """(every row not of group `held_out`, the rows of `held_out`): leave-one-group-out."""
+        if held_out not in self.group_indices():
+            raise DataError(f"no group {held_out!r} in the data ({', '.join(self.group_indices()) or 'no groups'})")
+        inside = [i for i, g in enumerate(self.groups) if g != held_out]
+        return self.select(inside), self.select(self.group_indices()[held_out])
+
+    def only_groups(self, groups: list[str]) -> "Dataset":
+        """The rows of these groups."""
+        known = self.group_indices()
+        missing = [g for g in groups if g not in known]
+        if missing:
+            raise DataError(f"no group(s) {', '.join(map(repr, missing))} in the data ({', '.join(known) or 'none'})")
+        return self.select(sorted(i for g in groups for i in known[g]))
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {t: {lab: col.count(lab) for lab in self.label_sets[t]} for t, col in self.labels.items()}
@@ -173,20 +204,22 @@ def load_labelled(
     label_sets: dict | None = None,
     max_rows: int | None = None,
     max_bytes: int | None = None,
+    group_column: str | None = GROUP_COLUMN,
 ) -> Dataset:
     """Load one or more labelled files into one Dataset.
 
-    Every column other than `text_column` is a task. With `label_sets` (e.g. the training labels or
-    a checkpoint's), a label outside a task's set is an error and the label order is kept."""
+    Every column other than `text_column` and `group_column` (the register of each text, when the files
+    have that column) is a task. With `label_sets` (e.g. the training labels or a checkpoint's), a label
+    outside a task's set is an error and the label order is kept."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    texts, per_row = [], []
+    texts, per_row, groups = [], [], []
     for path in paths:
         rows = read_rows(path, max_bytes)
         columns = list(rows[0][1])
         if text_column not in columns:
             raise DataError(f"{path}: no {text_column!r} column (columns are: {', '.join(columns)})")
-        tasks = [c for c in columns if c != text_column]
+        tasks = [c for c in columns if c not in (text_column, group_column)]
         if not tasks:
             raise DataError(f"{path}: no label columns besides {text_column!r}; add a column per task")
         for line, row in rows:
@@ -207,6 +240,7 @@ def load_labelled(
                         )
             texts.append(text)
             per_row.append(labels)
+            groups.append(row.get(group_column, "").strip() or None if group_column else None)
             if max_rows is not None and len(texts) > max_rows:
                 raise DataError(f"{path}: more than {max_rows} rows, over the limit")
     all_tasks = list(dict.fromkeys(t for labels in per_row for t in labels))
@@ -221,7 +255,7 @@ def load_labelled(
                 f"{names}: task {t!r} has only {len(sets[t])} distinct label(s) "
                 f"({', '.join(sets[t])}); a task needs 2 or more"
             )
-    return Dataset(texts, labels, sets)
+    return Dataset(texts, labels, sets, groups if any(g is not None for g in groups) else None)
 
 
 def load_texts(

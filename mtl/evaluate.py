@@ -42,3 +42,14 @@ def score(metrics: dict) -> float:
 def summary(metrics: dict) -> dict:
     """The metrics without confusion matrices, for events and tables."""
     return {t: {k: m[k] for k in ("accuracy", "macro_f1", "loss", "n")} for t, m in metrics.items()}
+
+
+def evaluate_by_group(model, data, batch_size: int = 64, probs: dict | None = None) -> dict[str, dict]:
+    """{group: evaluate(...) on that group's rows} for data with groups (registers); one forward pass."""
+    if probs is None:
+        probs = model.predict_proba(data.texts, batch_size)
+    out = {}
+    for group, rows in data.group_indices().items():
+        index = torch.as_tensor(rows)
+        out[group] = evaluate(model, data.select(rows), probs={t: p[index] for t, p in probs.items()})
+    return out

@@ -283,3 +283,27 @@ def test_no_checkpoint_and_no_shipped_model_is_one_line(tmp_path, monkeypatch, c
     code, _, err = run(capsys, "predict", "--text", "hi")
     assert code == 2 and err.startswith("error: no --checkpoint given and no shipped model in checkpoints/default")
     assert "pass --checkpoint DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_eval_reports_per_register(trained_dir, tmp_path, toy_csv, capsys):
+    import csv
+
+    rows = list(csv.DictReader(open(toy_csv, encoding="utf-8")))
+    regs = tmp_path / "registers.csv"
+    with open(regs, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "topic", "sentiment", "register"])
+        w.writerows([r["text"], r["topic"], r["sentiment"], ("even", "odd")[i % 2]] for i, r in enumerate(rows))
+    code, out, _ = run(capsys, "eval", "--checkpoint", trained_dir, "--data", regs, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report["metrics"]) == {"topic", "sentiment"}  # the register column is not a task
+    by_register = report["by_register"]
+    assert set(by_register) == {"even", "odd"}
+    assert by_register["even"]["topic"]["n"] + by_register["odd"]["topic"]["n"] == report["metrics"]["topic"]["n"]
+    # the per-register confusion matrices add up to the whole one
+    whole = report["metrics"]["sentiment"]["confusion"]
+    parts = [by_register[g]["sentiment"]["confusion"] for g in ("even", "odd")]
+    assert [[a + b for a, b in zip(r1, r2)] for r1, r2 in zip(*parts)] == whole
+    code, out, _ = run(capsys, "eval", "--checkpoint", trained_dir, "--data", regs)
+    assert code == 0 and "per register:" in out and "even" in out and "odd" in out

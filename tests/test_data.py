@@ -148,3 +148,32 @@ def test_evaluate_counts_labels_in_the_models_order(tiny_model, toy_data):
 
     reordered = Dataset(toy_data.texts, toy_data.labels, {t: labels[::-1] for t, labels in toy_data.label_sets.items()})
     assert evaluate(tiny_model, reordered) == evaluate(tiny_model, toy_data)
+
+
+def _with_registers(tmp_path):
+    rows = [("a", "x", "p", "news"), ("b", "y", "q", "posts"), ("c", "x", "q", "news"), ("d", "y", "p", "")]
+    return write_csv(tmp_path / "reg.csv", rows, header=("text", "topic", "sentiment", "register"))
+
+
+def test_register_column_is_a_group_not_a_task(tmp_path):
+    d = load_labelled(_with_registers(tmp_path))
+    assert set(d.tasks) == {"topic", "sentiment"}
+    assert d.groups == ["news", "posts", "news", None]
+    assert d.group_indices() == {"news": [0, 2], "posts": [1]}
+    # a file without the column has no groups; naming no group column makes it a task again
+    assert load_labelled(write_csv(tmp_path / "plain.csv", [("a", "x", "p"), ("b", "y", "q")])).groups is None
+    assert "register" in load_labelled(_with_registers(tmp_path), group_column=None).tasks
+
+
+def test_selection_keeps_groups_and_leave_one_group_out(tmp_path):
+    d = load_labelled(_with_registers(tmp_path))
+    assert d.select([2, 1]).groups == ["news", "posts"]
+    assert d.restrict(["topic"]).groups == d.groups
+    rest, held = d.split_by_group("news")
+    assert held.texts == ["a", "c"] and held.groups == ["news", "news"]
+    assert rest.texts == ["b", "d"] and "news" not in rest.groups
+    assert d.only_groups(["posts"]).texts == ["b"]
+    with pytest.raises(DataError, match="no group 'tweets'"):
+        d.split_by_group("tweets")
+    with pytest.raises(DataError, match="no group"):
+        d.only_groups(["tweets"])

@@ -1,16 +1,18 @@
-"""Agreement between the first labels and the blind second labelling, per register and task.
+"""Agreement of the two independent labellings, per register and task, before adjudication.
 
-    python data/v2/agreement.py     # prints the table and writes data/v2/agreement.md and
-                                    # data/v2/relabel/<register>_disagreements.csv (for adjudication)
+    python data/v2/agreement.py     # prints the table; writes data/v2/agreement.md and
+                                    # data/v2/relabel/<register>_disagreements.csv (what adjudication settled)
 
-Cohen's kappa = (p_o - p_e) / (1 - p_e): observed agreement against the agreement two labellers with the
-same label frequencies would reach by chance.
+For every register, relabel/<register>_first.csv holds the writer's labels of the sampled sentences as they
+were before adjudication, and relabel/<register>_second.csv the blind second labeller's. Cohen's kappa =
+(p_o - p_e) / (1 - p_e): observed agreement against the agreement two labellers with the same label
+frequencies would reach by chance. The last columns count the sampled sentences whose label the adjudication
+(data/v2/adjudication.md) changed, as the final files (data/v2/raw/, data/raw/) now hold them.
 """
 
 import csv
 import sys
 from collections import Counter
-from pathlib import Path
 
 from relabel_sample import HERE, read_rows, sources, text_id
 
@@ -25,57 +27,58 @@ def cohen_kappa(a: list[str], b: list[str]) -> float:
     return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
 
 
-def first_labels() -> dict[str, dict[str, dict]]:
-    """register -> id -> first-labelled row."""
+def final_labels() -> dict[str, dict[str, dict]]:
+    """register -> id -> row as the corpus holds it now (after adjudication)."""
     out = {reg: {text_id(r["text"]): r for r in read_rows(p)} for reg, p in sources().items()}
     v1 = [r for p in sorted((HERE.parent / "raw").glob("part_*.csv")) for r in read_rows(p)]
     out["crafted"] = {text_id(r["text"]): r for r in v1}
     return out
 
 
-def compare(register: str, first: dict[str, dict], second_path: Path) -> dict:
-    second = read_rows(second_path)
-    pairs = [(first[r["id"]], r) for r in second if r["id"] in first]
-    row = {"register": register, "n": len(pairs)}
+def compare(register: str, final: dict[str, dict]) -> dict:
+    folder = HERE / "relabel"
+    first = {r["id"]: r for r in read_rows(folder / f"{register}_first.csv")}
+    second = read_rows(folder / f"{register}_second.csv")
+    row = {"register": register, "n": len(second)}
     disagreements = []
     for task in TASKS:
-        a = [p[0][task] for p in pairs]
-        b = [p[1][task].strip() for p in pairs]
-        row[f"{task}_agree"] = sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
-        row[f"{task}_kappa"] = cohen_kappa(a, b) if a else float("nan")
-        disagreements += [(task, p[0]["text"], x, y) for p, x, y in zip(pairs, a, b) if x != y]
-    out = second_path.with_name(f"{register}_disagreements.csv")
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["task", "text", "first", "second"])
+        a = [first[r["id"]][task] for r in second]
+        b = [r[task].strip() for r in second]
+        row[f"{task}_agree"] = sum(x == y for x, y in zip(a, b)) / len(a)
+        row[f"{task}_kappa"] = cohen_kappa(a, b)
+        row[f"{task}_changed"] = sum(first[r["id"]][task] != final[r["id"]][task] for r in second if r["id"] in final)
+        disagreements += [
+            (task, final[r["id"]]["text"], x, y, final[r["id"]][task])
+            for r, x, y in zip(second, a, b)
+            if x != y and r["id"] in final
+        ]
+    with open(folder / f"{register}_disagreements.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["task", "text", "first", "second", "final"])
         w.writerows(disagreements)
     return row
 
 
 def main(argv=None) -> int:
-    firsts = first_labels()
-    rows = []
-    for register, first in sorted(firsts.items()):
-        second_path = HERE / "relabel" / f"{register}_second.csv"
-        if second_path.exists():
-            rows.append(compare(register, first, second_path))
+    finals = final_labels()
+    registers = [r for r in sorted(finals) if (HERE / "relabel" / f"{r}_second.csv").exists()]
+    rows = [compare(r, finals[r]) for r in registers]
     lines = [
-        "| register | labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa |",
-        "|---|---|---|---|---|---|",
+        "| register | labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa "
+        "| changed by adjudication (topic / sentiment) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['register']} | {r['n']} | {r['topic_agree']:.3f} | {r['topic_kappa']:.3f} | "
-            f"{r['sentiment_agree']:.3f} | {r['sentiment_kappa']:.3f} |"
+            f"{r['sentiment_agree']:.3f} | {r['sentiment_kappa']:.3f} | "
+            f"{r['topic_changed']} / {r['sentiment_changed']} |"
         )
     table = "\n".join(lines)
     print(table)
-    (HERE / "agreement.md").write_text(
-        "# Agreement of the two labellings (before adjudication)\n\nProduced by `python data/v2/agreement.py`.\n\n"
-        + table
-        + "\n",
-        encoding="utf-8",
-    )
+    header = "# Agreement of the two independent labellings (before adjudication)\n\n"
+    header += "Produced by `python data/v2/agreement.py`; see its docstring for what each column is.\n\n"
+    (HERE / "agreement.md").write_text(header + table + "\n", encoding="utf-8")
     return 0
 
 

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..config import DEFAULT_BASE_MODEL, INFERENCE_PRECISIONS, POOLING_MODES, ModelConfig, TrainConfig
-from ..data import TEXT_COLUMN
+from ..data import GROUP_COLUMN, TEXT_COLUMN
 from .flags import add_config_flags, checkpoint_or_shipped
 
 CHECKPOINT_HELP = "checkpoint directory (default: the shipped model, checkpoints/default)"
@@ -17,6 +17,11 @@ def add_commands(sub) -> None:
     e.add_argument("--data", required=True, metavar="FILE")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument(
+        "--group-column",
+        default=GROUP_COLUMN,
+        help="column naming each text's register (not a task); when present, metrics are also reported per register",
+    )
     e.set_defaults(run=run_eval)
 
     pr = sub.add_parser("predict", help="top label and probabilities per task")
@@ -56,15 +61,22 @@ def add_commands(sub) -> None:
 def run_eval(args) -> int:
     from ..checkpoint import load_checkpoint
     from ..data import load_labelled
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, evaluate_by_group
 
     args.checkpoint = checkpoint_or_shipped(args.checkpoint)
     model = load_checkpoint(args.checkpoint, device=args.device)
     model.set_precision(args.precision)
-    data = load_labelled(args.data, text_column=args.text_column, label_sets=model.tasks)
-    metrics = evaluate(model, data, args.batch_size)
+    data = load_labelled(
+        args.data, text_column=args.text_column, label_sets=model.tasks, group_column=args.group_column or None
+    )
+    probs = model.predict_proba(data.texts, args.batch_size)
+    metrics = evaluate(model, data, probs=probs)
+    by_group = evaluate_by_group(model, data, probs=probs) if data.groups else {}
     if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "data": args.data, "metrics": metrics}, indent=2))
+        payload = {"checkpoint": args.checkpoint, "data": args.data, "metrics": metrics}
+        if by_group:
+            payload["by_register"] = by_group
+        print(json.dumps(payload, indent=2))
         return 0
     for task, m in metrics.items():
         print(f"{task}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}  (n={m['n']})")
@@ -72,7 +84,24 @@ def run_eval(args) -> int:
         print(" " * (width + 2) + "predicted ->")
         for lab, row in zip(m["labels"], m["confusion"]):
             print(f"  {lab:<{width}} " + " ".join(f"{c:4d}" for c in row))
+    if by_group:
+        print(group_table(by_group, list(metrics)))
     return 0
+
+
+def group_table(by_group: dict, tasks: list[str]) -> str:
+    """Accuracy and macro-F1 per register and task, one register a line."""
+    width = max(len(g) for g in by_group)
+    head = f"{'register':<{width}}      n  " + "  ".join(f"{t + ' acc':>14} {t + ' F1':>13}" for t in tasks)
+    lines = ["", "per register:", head]
+    for group, metrics in by_group.items():
+        n = max(m["n"] for m in metrics.values())
+        cells = "  ".join(
+            f"{metrics[t]['accuracy']:>14.4f} {metrics[t]['macro_f1']:>13.4f}" if t in metrics else f"{'-':>28}"
+            for t in tasks
+        )
+        lines.append(f"{group:<{width}} {n:>6}  {cells}")
+    return "\n".join(lines)
 
 
 def run_predict(args) -> int:
