@@ -74,12 +74,37 @@ def main(argv=None) -> int:
             f"{r['sentiment_agree']:.3f} | {r['sentiment_kappa']:.3f} | "
             f"{r['topic_changed']} / {r['sentiment_changed']} |"
         )
-    table = "\n".join(lines)
+    table = "\n".join(lines) + "\n" + round2_table(finals)
     print(table)
     header = "# Agreement of the two independent labellings (before adjudication)\n\n"
     header += "Produced by `python data/v2/agreement.py`; see its docstring for what each column is.\n\n"
     (HERE / "agreement.md").write_text(header + table + "\n", encoding="utf-8")
     return 0
+
+
+def round2_table(finals: dict) -> str:
+    """Where a register fell short and its guide was amended: a fresh blind sample (relabel_sample.py
+    --round2) labelled under the amended guide, against the corpus's labels under the same guide."""
+    lines = []
+    for path in sorted((HERE / "relabel").glob("*_round2_second.csv")):
+        register = path.name.removesuffix("_round2_second.csv")
+        second = read_rows(path)
+        cells = []
+        for task in TASKS:
+            a = [finals[register][r["id"]][task] for r in second]
+            b = [r[task].strip() for r in second]
+            cells += [f"{sum(x == y for x, y in zip(a, b)) / len(a):.3f}", f"{cohen_kappa(a, b):.3f}"]
+        lines.append(f"| {register} | {len(second)} | " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = [
+        "",
+        "After the guide was amended (rules M1-M7, P1-P3, T1-T9, S1-S5 in data/README.md), a fresh blind sample:",
+        "",
+        "| register | labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa |",
+        "|---|---|---|---|---|---|",
+    ]
+    return "\n".join(head + lines)
 
 
 if __name__ == "__main__":

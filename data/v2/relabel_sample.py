@@ -1,6 +1,7 @@
 """Draw the blind sample for the second, independent labelling (10% of every register, at least 100).
 
     python data/v2/relabel_sample.py            # writes data/v2/relabel/<register>_blind.csv (id,text)
+    python data/v2/relabel_sample.py --round2 financial   # a fresh sample after the guide was amended
 
 The second labeller sees only `id,text`, never the first labels, and writes `<register>_second.csv`
 (`id,topic,sentiment`). `agreement.py` then compares the two. Ids are a hash of the text, so the sample
@@ -39,7 +40,22 @@ def draw(rows: list[dict], register: str) -> list[dict]:
     return rng.sample(rows, min(n, len(rows)))
 
 
+def second_round(register: str) -> None:
+    """A fresh sample of `register` (none of the first sample's sentences) for a second blind labelling under
+    the guide as amended after adjudication: does the amended guide reach the agreement the first did not?"""
+    out_dir = HERE / "relabel"
+    rows = read_rows(sources()[register])
+    first = {r["id"] for r in read_rows(out_dir / f"{register}_blind.csv")}
+    fresh = [r for r in rows if text_id(r["text"]) not in first]
+    write_blind(out_dir / f"{register}_round2_blind.csv", draw(fresh, f"{register}-round2"))
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--round2"]:
+        for register in argv[1:]:
+            second_round(register)
+        return 0
     out_dir = HERE / "relabel"
     out_dir.mkdir(exist_ok=True)
     registers = dict(sources())
