@@ -231,7 +231,10 @@ class AppContext:
         return out
 
     def resolve(self, choice: str | None, session: Session | None):
-        """(model, display name) for a picker value."""
+        """(model, display name) for a picker value (a model name; None or "" is the default)."""
+        from .inputs import expect  # inputs imports this module
+
+        expect(choice, "text", "The model choice", optional=True)
         if not choice or choice == DEFAULT_MODEL:
             return self.default_model, DEFAULT_MODEL
         if choice == SESSION_MODEL:

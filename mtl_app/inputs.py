@@ -1,5 +1,10 @@
-"""Text a visitor typed or uploaded, made safe for the model: odd characters replaced, empty or
-unreadable input refused, very long input cut (with a note saying so)."""
+"""What a visitor sent, checked before use: every value of the type its handler expects (expect), and
+text made safe for the model: odd characters replaced, empty or unreadable input refused, very long
+input cut (with a note saying so).
+
+The JSON API lets a caller send any value for any input (a number or a list as a model name, an
+object as a sentence): each handler checks its inputs with expect, so a wrong type gets a one-line
+message of its own instead of an exception deep inside."""
 
 import re
 import unicodedata
@@ -7,6 +12,55 @@ import unicodedata
 from .context import MAX_SENTENCE_CHARS, UIError
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
+
+# kind -> (accepted Python types, the words for it); bool is never a number, though Python says it is
+KINDS = {
+    "text": ((str,), "text"),
+    "number": ((int, float), "a number"),
+    "whole number": ((int, float), "a whole number"),
+    "list of text": ((list, tuple), "a list of text"),
+    "true/false": ((bool,), "true or false"),
+}
+
+
+def describe(value) -> str:
+    """What a value is, in the words of a message: "a number", "a list", "an object"..."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def expect(value, kind: str, what: str, optional: bool = False):
+    """`value` if it is of `kind` (one of KINDS; None too when `optional`), else a UIError that says
+    what `what` must be and what came instead. A whole number comes back as an int (JSON and Gradio's
+    Number send 3.0 for 3); each item of a "list of text" is checked too."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    types, words = KINDS[kind]
+    if value is None and optional:
+        return None
+    if not isinstance(value, types) or (isinstance(value, bool) and kind != "true/false"):
+        raise UIError(f"{what} must be {words}, not {describe(value)}.")
+    if kind == "whole number":
+        if not float(value).is_integer():
+            raise UIError(f"{what} must be {words}, not {value:g}.")
+        return int(value)
+    if kind == "list of text":
+        wrong = [v for v in value if not isinstance(v, str)]
+        if wrong:
+            raise UIError(f"{what} must be {words}; one item is {describe(wrong[0])}.")
+        return list(value)
+    return value
 
 
 def clean_text(text, max_chars: int | None = None) -> str:
@@ -28,7 +82,7 @@ def readable(text: str) -> bool:
 
 def clean_sentence(text, max_chars: int = MAX_SENTENCE_CHARS) -> tuple[str, list[str]]:
     """One sentence to predict: refuse empty or unreadable input, shorten very long input (with a note)."""
-    raw = "" if text is None else str(text)
+    raw = expect(text, "text", "The sentence", optional=True) or ""
     if not raw.strip():
         raise UIError("Type a sentence first: the text box is empty.")
     text, notes = clean_text(raw, max_chars).strip(), []
