@@ -19,6 +19,8 @@ INFERENCE_PRECISIONS = ("auto", *PRECISIONS)  # auto: bf16 where the CPU/GPU sup
 SAVE_DTYPES = ("float32", "float16", "bfloat16")
 LOSS_WEIGHTING = ("equal", "uncertainty")
 MIXED_PRECISION = ("no", "bf16", "fp16")  # Accelerate's mixed precision (fp16 needs a GPU)
+REGISTER_SAMPLING = ("proportional", "temperature")  # how an epoch draws from the data's registers (groups)
+HEAD_INITS = ("random", "labels")  # labels: each head starts as the zero-shot classifier of its label names
 # Freeze presets, least to most frozen: spec -> what it freezes (mtl.freeze.presets spells them out per model)
 FREEZE_PRESETS = {
     "none": "train everything",
@@ -132,6 +134,20 @@ class TrainConfig(_JSONMixin):
     # each process's share of a batch runs as N micro-batches, gradients summed before the step: the same
     # update as N=1 with 1/N of the activation memory (batch_size stays the global batch)
     grad_accum: int = option(1, "run each process's share of a batch as N micro-batches (same update, less memory)")
+    # recipe options for text unlike the training data (see README, "Real text")
+    head_init: str = option(
+        "random", "labels: start each head as the zero-shot classifier of its label names (cosine)", HEAD_INITS
+    )
+    l2sp: float = option(
+        0.0, "pull trainable encoder weights toward their starting values: + l2sp/2 * ||w - w0||^2 (0 = off)"
+    )
+    register_sampling: str = option(
+        "proportional",
+        "with a register column: draw each epoch's sentences from registers in proportion to their size, or by "
+        "p ~ n^(1/T) (temperature, --register-temperature T)",
+        REGISTER_SAMPLING,
+    )
+    register_temperature: float = option(2.0, "T in p ~ n^(1/T) for --register-sampling temperature")
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -146,6 +162,8 @@ class TrainConfig(_JSONMixin):
         _check_number("eval_every", self.eval_every, 0, integer=True)
         _check_number("patience", self.patience, 0, integer=True)
         _check_number("grad_accum", self.grad_accum, 1, 4096, integer=True)
+        _check_number("l2sp", self.l2sp, 0.0, 100.0)
+        _check_number("register_temperature", self.register_temperature, 0.0, 100.0, low_open=True)
         _check_choices(self)
         if not isinstance(self.cache, bool):
             raise ConfigError(f"cache must be true or false; got {self.cache!r}")

@@ -87,6 +87,16 @@ class Dataset:
         groups = None if self.groups is None else [self.groups[i] for i in keep]
         return Dataset([self.texts[i] for i in keep], labels, {t: self.label_sets[t] for t in tasks}, groups)
 
+    @staticmethod
+    def concat(parts: list["Dataset"]) -> "Dataset":
+        """One dataset of these, in order (e.g. every split of a corpus); label sets of the first part."""
+        tasks = list(dict.fromkeys(t for d in parts for t in d.labels))
+        labels = {t: [v for d in parts for v in d.labels.get(t, [None] * len(d))] for t in tasks}
+        grouped = any(d.groups is not None for d in parts)
+        groups = [g for d in parts for g in (d.groups or [None] * len(d))] if grouped else None
+        sets = {t: parts[0].label_sets.get(t) or sorted({v for v in labels[t] if v is not None}) for t in tasks}
+        return Dataset([x for d in parts for x in d.texts], labels, sets, groups)
+
     def group_indices(self) -> dict[str, list[int]]:
         """{group: its rows}, groups in order of first appearance; {} when the data has no groups."""
         out: dict[str, list[int]] = {}

@@ -5,7 +5,7 @@ from torch import nn
 
 from .config import PRECISIONS, ModelConfig
 from .device import bf16_supported, resolve_device
-from .encoder import build_encoder, hf_model, length_order, tokenize
+from .encoder import build_encoder, encode, hf_model, length_order, tokenize
 from .errors import ConfigError
 from .heads import TaskHead
 from .io import weights_sha256
@@ -48,6 +48,20 @@ class MultiTaskModel(nn.Module):
         """Logits per task from one encoder pass: {task: (B, num_labels)}."""
         emb = self.embed(features)
         return {t: self.heads[t](emb) for t in (tasks or self.tasks)}
+
+    def init_heads_from_labels(self, scale: float = 20.0) -> None:
+        """Start every head as the zero-shot classifier of its label names: row i of the head's weight is the
+        encoder's embedding of label i, so the logits rank labels by cosine similarity to the sentence; `scale`
+        is the logit of a cosine of 1 for a sentence vector of the labels' mean length."""
+        for task, labels in self.tasks.items():
+            linear = self.heads[task].net[-1]
+            if len(self.heads[task].net) > 2:
+                raise ConfigError("head_init labels needs linear heads (head_hidden 0)")
+            emb = torch.as_tensor(encode(self.encoder, labels), dtype=torch.float32, device=self.device)
+            lengths = emb.norm(dim=1, keepdim=True).clamp_min(1e-6)
+            with torch.no_grad():
+                linear.weight.copy_(emb / lengths * (scale / lengths.mean()))
+                linear.bias.zero_()
 
     def set_precision(self, precision: str = "auto") -> str:
         """fp32, bf16, or auto: bf16 where the device supports it natively (see bench/inference.py)."""

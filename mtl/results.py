@@ -133,7 +133,7 @@ def read_results(path) -> dict:
     if not isinstance(payload, dict) or not isinstance(payload.get("runs"), list):
         raise DataError(f"{path}: not a results file (no list of runs)")
     try:
-        payload["summary"] = summarise(payload["runs"])
+        payload["summary"] = summary_of(payload["runs"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DataError(f"{path}: a run in it is malformed ({type(e).__name__}: {e})") from None
     return payload
@@ -144,6 +144,92 @@ def write_results(path, payload: dict) -> tuple[Path, Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     md = path.with_suffix(".md")
+    render = loro_markdown if is_loro(payload["runs"]) else markdown
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=2) + "\n"))
-    write_atomic(md, lambda tmp: Path(tmp).write_text(markdown(payload["summary"]) + "\n"))
+    write_atomic(md, lambda tmp: Path(tmp).write_text(render(payload["summary"]) + "\n"))
     return path, md
+
+
+def is_loro(runs: list[dict]) -> bool:
+    return bool(runs) and all("held_out" in r for r in runs)
+
+
+def summary_of(runs: list[dict]) -> list[dict]:
+    """The summary that fits the runs: leave-one-register-out or ordinary sweeps."""
+    return loro_summary(runs) if is_loro(runs) else summarise(runs)
+
+
+def loro_summary(runs: list[dict]) -> list[dict]:
+    """One row per configuration: per held-out register the mean (and std) over seeds of test accuracy and
+    macro-F1; over registers, the mean of those means and the worst register, per task."""
+    by_name: dict[str, list[dict]] = {}
+    for r in runs:
+        by_name.setdefault(r["name"], []).append(r)
+    out = []
+    for name, group in by_name.items():
+        registers: dict[str, list[dict]] = {}
+        for r in group:
+            registers.setdefault(r["held_out"], []).append(r)
+        tasks = list(dict.fromkeys(t for r in group for t in r["test"]))
+        per_register = {
+            reg: {t: {k: mean_and_std([r["test"][t][k] for r in rs]) for k in ("accuracy", "macro_f1")} for t in tasks}
+            for reg, rs in registers.items()
+        }
+        mean, worst = {}, {}
+        for t in tasks:
+            accs = {reg: m[t]["accuracy"]["mean"] for reg, m in per_register.items()}
+            mean[t] = {
+                k: statistics.fmean(m[t][k]["mean"] for m in per_register.values()) for k in ("accuracy", "macro_f1")
+            }
+            low = min(accs, key=accs.get)
+            worst[t] = {"register": low, "accuracy": accs[low]}
+        seconds = sum({(r["seed"], tuple(r.get("trained_on", []))): r["seconds"] for r in group}.values())
+        seeds = sorted({r["seed"] for r in group})
+        out.append(
+            {
+                "name": name,
+                "config": group[0]["config"],
+                "seeds": seeds,
+                "registers": per_register,
+                "mean": mean,
+                "worst": worst,
+                "train_minutes": seconds / 60,
+            }
+        )
+    return out
+
+
+def loro_markdown(summary: list[dict]) -> str:
+    """Leave-one-register-out as Markdown: per configuration the mean over held-out registers and the worst
+    one, per task; then accuracy per held-out register."""
+    tasks = list(dict.fromkeys(t for row in summary for t in row["mean"]))
+    head = " | ".join(f"{t}: mean acc | {t}: worst register" for t in tasks)
+    lines = [
+        "### Leave one register out",
+        "",
+        f"| configuration | {head} | seeds | train time |",
+        "|---|" + "---|---|" * len(tasks) + "---|---|",
+    ]
+    for row in summary:
+        cells = []
+        for t in tasks:
+            w = row["worst"][t]
+            cells += [f"{row['mean'][t]['accuracy']:.3f}", f"{w['accuracy']:.3f} ({w['register']})"]
+        lines.append(
+            f"| {row['name']} | " + " | ".join(cells) + f" | {len(row['seeds'])} | {row['train_minutes']:.0f} min |"
+        )
+    registers = list(dict.fromkeys(reg for row in summary for reg in row["registers"]))
+    lines += [
+        "",
+        "Accuracy on each held-out register (topic / sentiment, mean over seeds):",
+        "",
+        "| configuration | " + " | ".join(registers) + " |",
+        "|---|" + "---|" * len(registers),
+    ]
+    for row in summary:
+        cells = []
+        for reg in registers:
+            m = row["registers"].get(reg)
+            cells.append("–" if m is None else " / ".join(f"{m[t]['accuracy']['mean']:.3f}" for t in tasks if t in m))
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

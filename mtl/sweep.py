@@ -1,15 +1,19 @@
 """Sweeps: train a list of configurations on the same data with several seeds; per run, test accuracy
 and macro-F1 per task, trainable parameters and training time. Summaries, tables and the results file
-are mtl/results.py's; `python -m mtl sweep` writes them as one JSON file plus a Markdown table."""
+are mtl/results.py's; `python -m mtl sweep` writes them as one JSON file plus a Markdown table.
+
+The `loro` sweep (leave one register out) measures transfer instead: for every register of the data, train on
+all the others and test on every sentence of the one left out, the project's stand-in for text it has never seen."""
 
 import time
+from dataclasses import fields
 
 import numpy as np
 
 from .config import TASK_SAMPLING, TrainConfig
 from .data import Dataset
 from .encoder import encode
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .evaluate import evaluate
 from .freeze import count_trainable, parse_freeze
 from .model import new_model
@@ -48,7 +52,44 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
                 "freeze": "bottom:2",
             }
         ],
+        # transfer recipes, scored by leave-one-register-out (run_loro); needs data with a register column
+        "loro": [
+            {
+                "name": "v1 only, bottom:2, 5 epochs (the shipped recipe)",
+                "freeze": "bottom:2",
+                "epochs": 5,
+                "train_groups": ["crafted"],
+            },
+            {"name": "bottom:2, 5 epochs", "freeze": "bottom:2", "epochs": 5},
+            {"name": "encoder frozen, heads 30 epochs", "freeze": "backbone", "epochs": 30},
+            {"name": "embeddings frozen (bottom:0), 5 epochs", "freeze": "bottom:0", "epochs": 5},
+            {
+                "name": "bottom:2, 5 epochs, zero-shot head start",
+                "freeze": "bottom:2",
+                "epochs": 5,
+                "head_init": "labels",
+            },
+            {"name": "bottom:2, 5 epochs, L2-SP 0.01", "freeze": "bottom:2", "epochs": 5, "l2sp": 0.01},
+            {
+                "name": "bottom:2, 5 epochs, registers by temperature 2",
+                "freeze": "bottom:2",
+                "epochs": 5,
+                "register_sampling": "temperature",
+            },
+            {"name": "bottom:2, 3 epochs, encoder lr 1e-4", "freeze": "bottom:2", "epochs": 3, "lr_encoder": 1e-4},
+        ],
     }
+
+
+TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+def train_config(cfg: dict, seed: int, epochs: int) -> TrainConfig:
+    """The TrainConfig of a sweep configuration: its TrainConfig fields as given, `epochs` unless it names its own
+    (times its epochs_factor)."""
+    options = {k: v for k, v in cfg.items() if k in TRAIN_FIELDS}
+    options["epochs"] = cfg.get("epochs", epochs) * cfg.get("epochs_factor", 1)
+    return TrainConfig(**{**options, "seed": seed})
 
 
 def linear_probe(encoder, train_data: Dataset, test_data: Dataset, tasks) -> dict:
@@ -80,13 +121,7 @@ def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, 
         test = linear_probe(model.encoder, tr, te, tasks)
         trainable = sum(len(tr.label_sets[t]) * (model.encoder.get_embedding_dimension() + 1) for t in tasks)
         return {"test": test, "trainable_params": trainable, "seconds": time.perf_counter() - t0}
-    config = TrainConfig(
-        epochs=epochs * cfg.get("epochs_factor", 1),
-        seed=seed,
-        freeze=cfg.get("freeze", "none"),
-        task_sampling=cfg.get("task_sampling", "joint"),
-        loss_weighting=cfg.get("loss_weighting", "equal"),
-    )
+    config = train_config({"freeze": "none", **cfg}, seed, epochs)
     trainable = count_trainable(model, parse_freeze(config.freeze, model))
     done = list(train(model, tr, va, config, stop=stop))[-1]
     seconds = time.perf_counter() - t0
@@ -103,7 +138,16 @@ def run_one(cfg: dict, seed: int, epochs: int, train_data, val_data, test_data, 
 
 
 def run_sweeps(
-    names, seeds: int, epochs: int, train_data, val_data, test_data, stop=None, model_config=None, previous=()
+    names,
+    seeds: int,
+    epochs: int,
+    train_data,
+    val_data,
+    test_data,
+    stop=None,
+    model_config=None,
+    previous=(),
+    only=None,
 ):
     """Yields ("run", record) after each run, then ("done", summary). Identical configs run once, and
     runs in `previous` (records of an earlier, interrupted sweep with the same settings) are reused."""
@@ -119,6 +163,8 @@ def run_sweeps(
         done[config_key(cfg), r["seed"]] = {k: v for k, v in r.items() if k not in ("sweep", "name", "config", "seed")}
     for sweep in names:
         for cfg in available[sweep]:
+            if only and not any(o in cfg["name"] for o in only):
+                continue
             key = config_key(cfg)
             for seed in range(seeds):
                 if stop is not None and stop.is_set():
@@ -129,3 +175,68 @@ def run_sweeps(
                 runs.append(record)
                 yield "run", record
     yield "done", {"runs": runs, "summary": summarise(runs)}
+
+
+def loro_plan(cfg: dict, registers: list[str]) -> list[tuple[list[str], list[str]]]:
+    """[(training registers, held-out registers tested)]: one model per held-out register, or, for a config that
+    names its `train_groups`, one model tested on every register it did not train on."""
+    if cfg.get("train_groups"):
+        trained = list(cfg["train_groups"])
+        return [(trained, [r for r in registers if r not in trained])]
+    return [([r for r in registers if r != held], [held]) for held in registers]
+
+
+def run_loro(
+    cfgs: list[dict], seeds: int, epochs: int, train_data, val_data, all_data, stop=None, model_config=None, previous=()
+):
+    """Leave one register out: yields ("run", record) per (config, seed, held-out register), then ("done", {runs}).
+    Training and validation use only the training registers; the test is every sentence of the held-out
+    register (all of all_data's rows of it). Runs in `previous` with the same config and seed are reused."""
+    registers = list(all_data.group_indices())
+    if len(registers) < 2:
+        raise DataError("leave-one-register-out needs data with a register column and at least 2 registers")
+    done = {(config_key(r["config"]), r["seed"], r["held_out"]): r for r in previous}
+    runs = []
+    for cfg in cfgs:
+        for seed in range(seeds):
+            for trained, held_out in loro_plan(cfg, registers):
+                keys = [(config_key(cfg), seed, h) for h in held_out]
+                if all(k in done for k in keys):
+                    records = [done[k] for k in keys]
+                else:
+                    if stop is not None and stop.is_set():
+                        return
+                    records = _loro_runs(
+                        cfg, seed, epochs, trained, held_out, train_data, val_data, all_data, stop, model_config
+                    )
+                for record in records:
+                    runs.append(record)
+                    yield "run", record
+    yield "done", {"runs": runs}
+
+
+def _loro_runs(cfg, seed, epochs, trained, held_out, train_data, val_data, all_data, stop, model_config) -> list:
+    tr, va = train_data.only_groups(trained), val_data.only_groups(trained)
+    model = new_model(tr.tasks, model_config, seed=seed, device="auto")
+    config = train_config({"freeze": "none", **cfg}, seed, epochs)
+    t0 = time.perf_counter()
+    done = list(train(model, tr, va, config, stop=stop))[-1]
+    seconds = time.perf_counter() - t0
+    records = []
+    for held in held_out:
+        metrics = evaluate(model, all_data.only_groups([held]))
+        records.append(
+            {
+                "sweep": "loro",
+                "name": cfg["name"],
+                "config": cfg,
+                "seed": seed,
+                "held_out": held,
+                "trained_on": trained,
+                "train_sentences": len(tr),
+                "steps": done["steps"],
+                "seconds": seconds,
+                "test": {t: {k: m[k] for k in ("accuracy", "macro_f1", "n")} for t, m in metrics.items()},
+            }
+        )
+    return records

@@ -31,7 +31,7 @@ from .evaluate import evaluate, score, summary
 from .freeze import apply_freeze, component_params, encoder_component, parameter_counts, parse_freeze
 from .io import atomic_directory
 from .losses import task_loss_sums, total_loss, uncertainty_log_vars
-from .sampling import epoch_plan
+from .sampling import epoch_plan, register_rows
 
 SNAPSHOT_EVERY = 50  # steps between copies of the weights that a non-finite loss rolls back to
 
@@ -240,6 +240,8 @@ class TrainStep:
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         encoder = [ps for c, ps in component_params(model).items() if not c.startswith("head.")]
         self.encoder_trainable = [(n, p) for ps in encoder for n, p in ps if p.requires_grad]
+        # L2-SP (Li et al. 2018): the weights the run starts from, which the penalty pulls the encoder back to
+        self.anchor = [(p, p.detach().clone()) for _, p in self.encoder_trainable] if config.l2sp else []
         set_train_mode(model, frozen)
         self.modes = [(m, m.training) for m in model.modules()]
 
@@ -261,6 +263,9 @@ class TrainStep:
         if step == 0:  # remember which encoder weights a run changes; checkpoints store only those
             self.model.trained_params.update(n for n, p in self.encoder_trainable if p.grad is not None)
         weights = {t: math.exp(-s.item()) for t, s in self.log_vars.items()} if self.log_vars else None
+        for p, start in self.anchor:  # the gradient of l2sp/2 * ||w - w0||^2, added to the loss's
+            if p.grad is not None:
+                p.grad.add_(p.detach() - start, alpha=config.l2sp)
         if config.grad_clip:
             self.runner.clip_grad_norm_(self.trainable, config.grad_clip)
         self.optimizer.step()
@@ -296,6 +301,10 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     apply_freeze(model, frozen)
     if output_dir is not None:
         check_save_target(output_dir)
+    if config.register_sampling != "proportional" and train_data.groups is None:
+        raise DataError("register sampling needs a register column in the training data")
+    if config.head_init == "labels":
+        model.init_heads_from_labels()
     y = label_matrix(model, train_data)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed + runner.rank)  # the seed itself in one process; each process its own dropout
@@ -320,7 +329,7 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     step, stopped, failed = 0, False, False
 
     for epoch in range(1, config.epochs + 1):
-        for tasks, idx in _epoch(y, config, rng, lengths):
+        for tasks, idx in _epoch(y, config, rng, lengths, train_data.groups):
             if runner.stopped(stop):
                 stopped = True
                 break
@@ -354,8 +363,11 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     yield _done_event(best, stopped, failed, step, started)
 
 
-def _epoch(label_ids, config, rng, lengths=None) -> list[tuple]:
-    return epoch_plan(label_ids, config.batch_size, config.task_sampling, rng, config.temperature, lengths)
+def _epoch(label_ids, config, rng, lengths=None, groups=None) -> list[tuple]:
+    rows = None
+    if groups is not None and config.register_sampling == "temperature":
+        rows = register_rows(groups, config.register_temperature, rng)
+    return epoch_plan(label_ids, config.batch_size, config.task_sampling, rng, config.temperature, lengths, rows)
 
 
 def _save(model, runner, output_dir, config, frozen, metrics) -> str:

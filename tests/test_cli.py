@@ -254,6 +254,11 @@ TRAIN_FLAGS = {
     "--data": (None, None, None),
     "--val": (None, None, None),
     "--output": (None, None, None),
+    # added with the transfer recipes (issue 13)
+    "--head-init": ("random", None, ("random", "labels")),
+    "--l2sp": (0.0, float, None),
+    "--register-sampling": ("proportional", None, ("proportional", "temperature")),
+    "--register-temperature": (2.0, float, None),
 }
 
 

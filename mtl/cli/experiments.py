@@ -14,8 +14,12 @@ from .flags import checkpoint_or_shipped
 def add_commands(sub) -> None:
     sw = sub.add_parser("sweep", help="train configurations with several seeds; mean and std of test metrics")
     sw.add_argument(
-        "--sweeps", nargs="+", default=["freeze", "layers", "tasks", "mixing"], help="freeze | layers | tasks | mixing"
+        "--sweeps",
+        nargs="+",
+        default=["freeze", "layers", "tasks", "mixing"],
+        help="freeze | layers | tasks | mixing, or loro alone (leave one register out: data with a register column)",
     )
+    sw.add_argument("--only", nargs="+", metavar="TEXT", help="only the configurations whose name contains TEXT")
     sw.add_argument("--seeds", type=int, default=3)
     sw.add_argument("--epochs", type=int, default=3)
     sw.add_argument("--train", default=SHIPPED_SPLITS[0])
@@ -44,13 +48,17 @@ def add_commands(sub) -> None:
 
 
 def run_sweep(args) -> int:
-    from ..data import load_labelled
-    from ..results import read_results, summarise, write_results
-    from ..sweep import run_sweeps
+    from ..data import Dataset, load_labelled
+    from ..errors import ConfigError
+    from ..results import read_results, summary_of, write_results
+    from ..sweep import run_loro, run_sweeps, sweep_configs
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
     test_data = load_labelled(args.test, label_sets=train_data.tasks)
+    loro = "loro" in args.sweeps
+    if loro and args.sweeps != ["loro"]:
+        raise ConfigError("run --sweeps loro on its own (its results file has another shape)")
     command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
     meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "machine": machine_info()}
     runs = []
@@ -60,19 +68,28 @@ def run_sweep(args) -> int:
         if (earlier.get("seeds"), earlier.get("epochs")) == (args.seeds, args.epochs):
             previous = earlier.get("runs", [])
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
-    runs_iter = run_sweeps(args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data, previous=previous)
+    if loro:
+        configs = [c for c in sweep_configs()["loro"] if not args.only or any(o in c["name"] for o in args.only)]
+        everything = Dataset.concat([train_data, val_data, test_data])
+        runs_iter = run_loro(configs, args.seeds, args.epochs, train_data, val_data, everything, previous=previous)
+    else:
+        runs_iter = run_sweeps(
+            args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data, previous=previous, only=args.only
+        )
     for kind, payload in runs_iter:
         if kind == "run":
             runs.append(payload)
-            write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summarise(runs)})
+            write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summary_of(runs)})
             accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
+            where = f" held out {payload['held_out']}" if loro else ""
             print(
-                f"[{len(runs)}] {payload['sweep']}: {payload['name']} seed {payload['seed']}: {accs} "
+                f"[{len(runs)}] {payload['sweep']}: {payload['name']} seed {payload['seed']}{where}: {accs} "
                 f"({payload['seconds']:.0f}s)",
                 file=sys.stderr,
                 flush=True,
             )
         else:
+            payload["summary"] = summary_of(payload["runs"])
             json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
             print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0

@@ -1,0 +1,75 @@
+"""Leave one register out: the transfer sweep, its summary and its CLI (tiny model)."""
+
+import json
+
+import pytest
+from conftest import TOY, write_csv
+from test_sweep import tiny_sweeps  # noqa: F401  (fixture)
+
+from mtl import sweep
+from mtl.cli import main
+from mtl.data import Dataset, load_labelled
+from mtl.errors import DataError
+from mtl.results import loro_markdown, loro_summary, read_results
+
+REGISTERS = ("posts", "news", "crafted")
+
+
+@pytest.fixture
+def registered(tmp_path):
+    rows = [(f"{t} {'so ' * i}".strip(), top, sen, REGISTERS[i % 3]) for i in range(6) for t, top, sen in TOY]
+    path = write_csv(tmp_path / "reg.csv", rows, header=("text", "topic", "sentiment", "register"))
+    return path, load_labelled(path)
+
+
+def test_every_register_is_held_out_once_and_tested_on_all_its_rows(tiny_sweeps, registered):  # noqa: F811
+    _, data = registered
+    cfg = {"name": "bottom:1", "freeze": "bottom:1", "epochs": 1}
+    events = list(sweep.run_loro([cfg], 1, 1, data, data, data))
+    runs = [p for k, p in events if k == "run"]
+    assert sorted(r["held_out"] for r in runs) == sorted(REGISTERS)
+    for r in runs:
+        assert r["held_out"] not in r["trained_on"]
+        assert r["test"]["topic"]["n"] == data.groups.count(r["held_out"])
+        assert r["train_sentences"] == len(data) - data.groups.count(r["held_out"])
+
+
+def test_a_recipe_trained_on_named_registers_is_tested_on_the_others(tiny_sweeps, registered):  # noqa: F811
+    _, data = registered
+    cfg = {"name": "crafted only", "freeze": "backbone", "epochs": 1, "train_groups": ["crafted"]}
+    runs = [p for k, p in sweep.run_loro([cfg], 2, 1, data, data, data) if k == "run"]
+    assert sorted((r["seed"], r["held_out"]) for r in runs) == [(0, "news"), (0, "posts"), (1, "news"), (1, "posts")]
+    summary = loro_summary(runs)
+    row = summary[0]
+    assert set(row["registers"]) == {"news", "posts"} and row["seeds"] == [0, 1]
+    worst = row["worst"]["topic"]
+    assert worst["accuracy"] == min(m["topic"]["accuracy"]["mean"] for m in row["registers"].values())
+    assert "Leave one register out" in loro_markdown(summary) and "crafted only" in loro_markdown(summary)
+
+
+def test_loro_needs_registers(tiny_sweeps, toy_data):  # noqa: F811
+    with pytest.raises(DataError, match="register column"):
+        list(sweep.run_loro([{"name": "x"}], 1, 1, toy_data, toy_data, toy_data))
+
+
+def test_dataset_concat_keeps_groups(registered, toy_data):
+    _, data = registered
+    both = Dataset.concat([data, toy_data])
+    assert len(both) == len(data) + len(toy_data)
+    assert both.groups[: len(data)] == data.groups and both.groups[len(data) :] == [None] * len(toy_data)
+
+
+def test_cli_sweep_loro_writes_json_and_markdown_and_resumes(tiny_sweeps, registered, tmp_path, capsys):  # noqa: F811
+    path, _ = registered
+    out = tmp_path / "loro.json"
+    argv = ["sweep", "--sweeps", "loro", "--only", "encoder frozen", "--seeds", "1", "--epochs", "1"]
+    argv += ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out)]
+    assert main(argv) == 0
+    payload = json.loads(out.read_text())
+    assert payload["complete"] and {r["held_out"] for r in payload["runs"]} == set(REGISTERS)
+    assert "Leave one register out" in out.with_suffix(".md").read_text()
+    assert read_results(out)["summary"][0]["name"] == "encoder frozen, heads 30 epochs"
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 0
+    assert "3 earlier runs reused" in capsys.readouterr().err
+    assert main(["sweep", "--sweeps", "loro", "freeze", "--train", str(path)]) == 2
