@@ -19,10 +19,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from . import __version__
+from .bounded_json import JSONLimitError, parse_json
 from .config import SAVE_DTYPES, ModelConfig
 from .device import resolve_device
 from .encoder import hf_model, resolve_base_model
 from .errors import CheckpointError, ConfigError, MTLError
+from .heads import TaskHead
 from .io import atomic_directory, file_sha256, weights_sha256, write_atomic
 from .model import MultiTaskModel
 
@@ -30,6 +32,9 @@ META = "mtl.json"
 FORMAT = "mtl-checkpoint"
 SELF = "."  # base_model of an exported checkpoint: the encoder lives in the checkpoint directory
 TORCH_DTYPES = {name: getattr(torch, name) for name in SAVE_DTYPES}
+# Sizes read from mtl.json are bounded before anything is allocated by them (JSON itself: mtl.bounded_json).
+MAX_META_BYTES = 16 * 2**20  # a trained model's mtl.json is a few KB
+MAX_LABELS = 100_000  # labels of one task: a head that size on a 384-wide encoder is 154 MB
 
 
 def _check_dtype(dtype: str) -> torch.dtype:
@@ -137,8 +142,13 @@ def read_meta(directory) -> dict:
     path = directory / META
     if not path.is_file():
         raise CheckpointError(f"{directory}: not a checkpoint (no {META})")
+    size = path.stat().st_size
+    if size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: {size:,} bytes, over the {MAX_META_BYTES // 2**20} MB limit for {META}")
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = parse_json(path.read_text(encoding="utf-8"))
+    except JSONLimitError as e:
+        raise CheckpointError(f"{path}: line {e.lineno}: {e.msg}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -161,6 +171,10 @@ def read_meta(directory) -> dict:
     for task, labels in meta["tasks"].items():
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise CheckpointError(f"{path}: labels of task {task!r} must be a list of strings")
+        if len(labels) > MAX_LABELS:
+            raise CheckpointError(
+                f"{path}: task {task!r} lists {len(labels):,} labels, over the limit of {MAX_LABELS:,}"
+            )
     if not all(isinstance(n, str) for n in meta["encoder_params"]):
         raise CheckpointError(f"{path}: field 'encoder_params' must be a list of strings")
     if not all(isinstance(v, str) for v in meta["sha256"].values()):
@@ -210,6 +224,7 @@ def load_checkpoint(directory, device="auto"):
     build_config = ModelConfig(**{**config.to_dict(), "base_model": base})
     heads = _load_weights(directory, meta, "heads")
     encoder_delta = _load_weights(directory, meta, "encoder")
+    _check_head_shapes(directory, meta, heads)  # before the model: nothing is allocated at a size only mtl.json says
     try:
         model = MultiTaskModel(build_config, meta["tasks"], device="cpu")
     except ConfigError as e:
@@ -255,20 +270,49 @@ def _refuse_pickled_base(directory: Path, base: str) -> None:
         )
 
 
+def _head_state(heads: dict, task: str) -> dict:
+    return {k.split(".", 1)[1]: v for k, v in heads.items() if k.split(".", 1)[0] == task}
+
+
+def _check_head_shapes(directory: Path, meta: dict, heads: dict) -> None:
+    """The heads file must hold, for every task, the weights its label list and head_hidden call for: shapes
+    taken from a TaskHead built on the meta device (no memory), its input size from the file (checked against
+    the encoder by _load_heads once the model is built)."""
+    config = meta["model"]
+    for task, labels in meta["tasks"].items():
+        state = _head_state(heads, task)
+        with torch.device("meta"):
+            own = TaskHead(1, len(labels), config.dropout, config.head_hidden).state_dict()
+        if set(state) != set(own):
+            raise CheckpointError(f"{directory}: head {task!r} weights are missing or unexpected")
+        first = state[next(k for k, v in own.items() if v.ndim == 2)]  # the first layer's weight: (out, in)
+        with torch.device("meta"):
+            own = TaskHead(first.shape[1] if first.ndim == 2 else 1, len(labels), 0.0, config.head_hidden)
+        for k, v in own.state_dict().items():
+            if state[k].shape != v.shape:
+                raise _head_shape_error(directory, task, k, state[k], v, len(labels), config.head_hidden)
+    extra = {k.split(".", 1)[0] for k in heads} - set(meta["tasks"])
+    if extra:
+        raise CheckpointError(f"{directory}: weights for unknown head(s) {', '.join(sorted(extra))}")
+
+
+def _head_shape_error(directory, task, key, got, expected, n_labels, hidden) -> CheckpointError:
+    out = got.shape[0] if got.ndim else "?"
+    return CheckpointError(
+        f"{directory}: head {task!r} weight {key} has shape {list(got.shape)}, expected {list(expected.shape)} "
+        f"({n_labels} labels, hidden {hidden}); the label list does not match the head ({out} outputs)"
+    )
+
+
 def _load_heads(directory, model, meta, heads):
     for task, labels in model.tasks.items():
-        state = {k.split(".", 1)[1]: v for k, v in heads.items() if k.split(".", 1)[0] == task}
+        state = _head_state(heads, task)
         own = model.heads[task].state_dict()
         if set(state) != set(own):
             raise CheckpointError(f"{directory}: head {task!r} weights are missing or unexpected")
         for k, v in state.items():
             if v.shape != own[k].shape:
-                out = v.shape[0] if v.ndim else "?"
-                raise CheckpointError(
-                    f"{directory}: head {task!r} weight {k} has shape {list(v.shape)}, expected "
-                    f"{list(own[k].shape)} ({len(labels)} labels, hidden {model.config.head_hidden}); "
-                    f"the label list does not match the head ({out} outputs)"
-                )
+                raise _head_shape_error(directory, task, k, v, own[k], len(labels), model.config.head_hidden)
         model.heads[task].load_state_dict(state)
     extra = {k.split(".", 1)[0] for k in heads} - set(model.tasks)
     if extra:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .bounded_json import JSONLimitError, parse_json
 from .errors import DataError
 
 TEXT_COLUMN = "text"
@@ -182,9 +183,11 @@ def _rows_jsonl(path: Path, text: str):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = parse_json(line)  # bounded: no nesting or number can exhaust the parser
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        except JSONLimitError as e:
+            raise DataError(f"{path}: line {n}: {e.msg}") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}: line {n}: expected a JSON object, got {type(obj).__name__}")
         for k, v in obj.items():

@@ -56,10 +56,26 @@ def build_encoder(
         where = "local directory" if Path(path).exists() else "model id (offline or not on the hub?)"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise MTLError(f"cannot load base model {base_model!r} as a {where}: {first}") from None
+    positions = position_limit(transformer.model)
+    if positions is not None and max_seq_length > positions:
+        raise ConfigError(
+            f"max_seq_length {max_seq_length} is over the {positions} positions of base model {base_model!r}; "
+            f"use {positions} or less"
+        )
     modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)]
     if normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, device=str(device))
+
+
+def position_limit(model) -> int | None:
+    """The most tokens a Hugging Face model takes (512 for all-MiniLM-L6-v2): its learned positions, less the
+    ones RoBERTa-style embeddings skip (they count from padding_idx + 1). None for a model with no fixed limit."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or isinstance(positions, bool):
+        return None
+    skipped = getattr(getattr(model, "embeddings", None), "padding_idx", None)
+    return positions - (skipped + 1) if isinstance(skipped, int) else positions
 
 
 def hf_model(encoder) -> torch.nn.Module:

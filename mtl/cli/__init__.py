@@ -33,6 +33,12 @@ def main(argv=None) -> int:
         what = f"{e.filename}: " if e.filename else ""
         print(f"error: {what}{e.strerror or e}", file=sys.stderr)
         return 2
+    except RecursionError:  # a reader without bounds met input nested thousands deep (mtl.bounded_json has bounds)
+        print("error: the input is nested too deeply to read", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory: the input or the model is too large for this machine", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
