@@ -258,3 +258,15 @@ def test_the_cli_turns_a_recursion_error_from_any_reader_into_one_line(toy_csv, 
     monkeypatch.setattr(mtl.data, "_rows_csv", unbounded)
     code, _, err = cli(capsys, "datacheck", toy_csv)
     assert_one_line_error(code, err, "nested too deeply")
+
+
+def test_predict_output_csv_never_starts_a_cell_with_a_formula(tiny_ck, tmp_path, capsys):
+    import csv
+
+    texts = ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1+1", "the team won"]
+    source = tmp_path / "in.csv"
+    write_csv(source, [(t,) for t in texts], header=("text",))
+    code, _, err = cli(capsys, "predict", "--checkpoint", tiny_ck, "--input", source, "--output", tmp_path / "p.csv")
+    assert code == 0, err
+    cells = [row[0] for row in csv.reader(open(tmp_path / "p.csv", encoding="utf-8", newline=""))][1:]
+    assert cells == ["'" + t.strip() for t in texts[:-1]] + ["the team won"]  # load_texts strips the tab
