@@ -291,9 +291,6 @@ def _check_head_shapes(directory: Path, meta: dict, heads: dict) -> None:
         for k, v in own.state_dict().items():
             if state[k].shape != v.shape:
                 raise _head_shape_error(directory, task, k, state[k], v, len(labels), config.head_hidden)
-    extra = {k.split(".", 1)[0] for k in heads} - set(meta["tasks"])
-    if extra:
-        raise CheckpointError(f"{directory}: weights for unknown head(s) {', '.join(sorted(extra))}")
 
 
 def _head_shape_error(directory, task, key, got, expected, n_labels, hidden) -> CheckpointError:
