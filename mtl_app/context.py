@@ -23,6 +23,8 @@ from mtl.data import Dataset, load_labelled
 from mtl.device import resolve_device
 from mtl.errors import MTLError
 
+from .admission import Ticket, TrainingGate
+
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINTS / "default"
@@ -57,6 +59,7 @@ class Limits:
     queue_size: int | None = None  # requests waiting in Gradio's queue (None: no limit)
     session_models: int = 8  # sessions that keep a trained model in memory; the oldest is released
     saved_models: int = 25  # models saved under a name in the model folder
+    session_saved_models: int = 10  # of those, saved by one browser session (so no session fills the folder)
 
 
 LOCAL_LIMITS = Limits()
@@ -72,6 +75,7 @@ PUBLIC_LIMITS = Limits(
     queue_size=64,
     session_models=4,
     saved_models=10,
+    session_saved_models=3,
 )
 
 
@@ -90,6 +94,7 @@ class Session:
         self.running = False  # a run is executing
         self.pending = False  # Start was pressed; the run may still wait in the queue
         self.released = False  # its trained model was released to keep the app's memory bounded
+        self.saved: list[str] = []  # models this session saved (and has not deleted): its own, to delete
 
     def __deepcopy__(self, memo):
         """gr.State deep-copies its initial value for every new browser session: a copy of a session
@@ -134,13 +139,28 @@ class AppContext:
         # Gradio session hash -> Session, for handlers that get a gr.Request but no gr.State (batched ones)
         self._sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._last_request = -1e9  # time.monotonic() of the last prediction or embedding request
+        # every run (training, live sweep, live LogME) takes a place here first; see admission.py
+        self.training_gate = TrainingGate(self.limits.training_slots or 1)
+        self._visitor_saved: set[str] = set()  # models saved through this app since it started
 
     def with_limits(self, limits: Limits) -> "AppContext":
         """The same app (models, data and caches shared) under other limits, with its own record of
         which sessions hold a trained model."""
         other = copy.copy(self)
         other.limits, other._trained = limits, OrderedDict()
+        other.training_gate = TrainingGate(limits.training_slots or 1)
         return other
+
+    def use_training_slots(self, slots: int) -> None:
+        """Runs at once (the app's --training-slots, within limits.training_slots); the admission bound
+        follows (admission.TRAININGS_PER_SLOT per slot). Set while the app is built, before any run."""
+        if slots != self.training_gate.slots and not self.training_gate.tickets():
+            self.training_gate = TrainingGate(slots)
+
+    def admit_training(self, session: Session, what: str = "training run") -> Ticket:
+        """A place for one run (training, live sweep or live LogME): every path that starts one asks
+        here, and gets a Ticket to release when the run ends, or a TrainingRefused with the reason."""
+        return self.training_gate.admit(session, what)
 
     @property
     def public(self) -> bool:
@@ -194,13 +214,13 @@ class AppContext:
         limits.session_models sessions hold one, the least recently trained session's model is released
         (that session is told so when it next uses it)."""
         with self._lock:
-            session.model, session.run, session.released = model, run, False
+            session.model, session.run, session.released = freed_when_dropped(model), run, False
             self._trained.pop(id(session), None)
             self._trained[id(session)] = weakref.ref(session)
             while len(self._trained) > self.limits.session_models:
                 _, ref = self._trained.popitem(last=False)
                 old = ref()
-                if old is not None and old is not session:
+                if old is not None and old is not session:  # its last reference: freed right here
                     old.model, old.run, old.released = None, None, True
 
     # which model a request uses
@@ -223,9 +243,17 @@ class AppContext:
         return names
 
     def choices(self, session: Session | None) -> list[tuple[str, str]]:
-        """(label, value) pairs for the model picker."""
+        """(label, value) pairs for the model picker; the labels are plain text (a Dropdown never reads
+        markup). On the public demo a model a visitor saved says so, so that a name like "official"
+        passes for nothing it is not."""
         out = [("default (the shipped model)", DEFAULT_MODEL)]
-        out += [(name, name) for name in self.saved_models()]
+        for name in self.saved_models():
+            if session is not None and name in session.saved:
+                out.append((f"{name} (saved by you)", name))
+            elif self.public and name in self._visitor_saved:
+                out.append((f"{name} (saved by a visitor)", name))
+            else:
+                out.append((name, name))
         if session is not None and session.model is not None:
             out.append((SESSION_MODEL, SESSION_MODEL))
         return out
@@ -270,10 +298,25 @@ class AppContext:
             log_exception(f"loading saved model {name!r}")
             raise UIError(f"The saved model {name!r} cannot be loaded ({type(e).__name__}: {e}).") from None
         with self._lock:
-            self._cache[key] = model
+            self._cache[key] = freed_when_dropped(model)
             while len(self._cache) > CACHED_MODELS:
                 self._cache.popitem(last=False)
         return model
+
+    def note_saved(self, session: Session, name: str) -> None:
+        """`session` saved a model as `name`: its own (to delete), and a visitor's (for the picker)."""
+        with self._lock:
+            session.saved.append(name)
+            self._visitor_saved.add(name)
+
+    def forget_saved(self, session: Session, name: str) -> None:
+        """The saved model `name` was deleted: off the session's list and out of the cache."""
+        with self._lock:
+            if name in session.saved:
+                session.saved.remove(name)
+            self._visitor_saved.discard(name)
+            for key in [k for k in self._cache if k[0] == name]:
+                del self._cache[key]
 
     def copy_model(self, choice, session):
         """A private deep copy of a picker's model, for training; the original is never touched."""
@@ -323,6 +366,17 @@ def accuracy_line(metrics, prefix: str = "Validation accuracy: ") -> str:
     if not scores:
         return "No validation scores recorded."
     return prefix + " · ".join(f"{task} {acc:.1%}" for task, acc in scores.items())
+
+
+def freed_when_dropped(model):
+    """`model`, with the one reference cycle it carries broken: sentence-transformers' model card points
+    back at its encoder, so without this a released model (weights, moments, cached features) waits for
+    the garbage collector instead of being freed the moment its last reference goes. The card is only
+    used to write a sentence-transformers model card, which the app never does."""
+    card = getattr(getattr(model, "encoder", None), "model_card_data", None)
+    if card is not None and getattr(card, "model", None) is not None:
+        card.model = None
+    return model
 
 
 def log_exception(what: str) -> None:

@@ -6,14 +6,16 @@ import threading
 import time
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from mtl.errors import MTLError
 from mtl.sweep import run_sweeps
-from mtl.transfer import layer_scores
+from mtl.transfer import label_arrays, layer_embeddings, task_scores
 
-from .context import AppContext, UIError, md_escape
+from .context import AppContext, Session, UIError, md_escape
 from .handlers import shows_errors
+from .inputs import expect
 from .results_view import (
     bars,
     costs,
@@ -25,6 +27,7 @@ from .results_view import (
     results_table,
 )
 from .text import EXPERIMENTS_NOTE, SWEEP_NOTES
+from .train_run import Pace, format_seconds, time_limit, waiting_status
 
 SWEEP_TITLES = {
     "freeze": "Freeze scenarios",
@@ -35,6 +38,7 @@ SWEEP_TITLES = {
 LIVE_SWEEPS = tuple(SWEEP_TITLES)
 LIVE_MAX_SENTENCES = 512
 LIVE_MAX_EPOCHS = 2
+LOGME_CHUNK = 64  # sentences encoded per turn on the shared model: a prediction waits at most one chunk
 
 
 def live_sentence_cap(ctx: AppContext) -> int:
@@ -42,61 +46,122 @@ def live_sentence_cap(ctx: AppContext) -> int:
     return min(LIVE_MAX_SENTENCES, ctx.limits.train_sentences or LIVE_MAX_SENTENCES)
 
 
-def live_logme(ctx: AppContext, choice, session, sentences) -> tuple[str, pd.DataFrame]:
-    """LogME of every layer of the chosen model (the shipped one, this session's, or a saved one) on
-    a slice of the training data: how fine-tuning moved the linearly usable information."""
+def checked_sentences(ctx: AppContext, sentences) -> int:
+    """Training sentences for a live sweep or LogME within the demo's caps, else a UIError."""
+    sentences, most = expect(sentences, "whole number", "Sentences"), live_sentence_cap(ctx)
+    if not 64 <= sentences <= most:
+        raise UIError(f"Use 64 to {most} sentences here; the command line (`python -m mtl`) takes them all.")
+    return sentences
+
+
+def checked_epochs(ctx: AppContext, epochs) -> int:
+    epochs, most = expect(epochs, "whole number", "Epochs"), min(LIVE_MAX_EPOCHS, ctx.limits.max_epochs)
+    if not 1 <= epochs <= most:
+        raise UIError(f"Use 1 to {most} epochs here; the full sweep runs from the command line.")
+    return epochs
+
+
+def admitted(ctx: AppContext, session, what: str, request=None):
+    """Take a place at the training slots for `what` and wait for its turn, yielding a status while
+    it waits; returns the Ticket (to release), or None when the run was cancelled or nobody listens."""
+    session = session if session is not None else Session()
+    session.sweep_stop = session.sweep_stop or threading.Event()
+    ticket = ctx.admit_training(session, what)
     try:
-        sentences = int(sentences)
-    except (TypeError, ValueError):
-        raise UIError("Sentences must be a whole number.") from None
-    cap = live_sentence_cap(ctx)
-    if not 64 <= sentences <= cap:
-        raise UIError(f"Use 64 to {cap} sentences here; `python -m mtl logme` scores the whole training set.")
+        for ahead in ticket.waiting(session.sweep_stop, request):
+            yield waiting_status(ahead, what)
+        if ticket.abandoned or session.sweep_stop.is_set():
+            ticket.release()
+            return None
+    except BaseException:  # closed while waiting (the visitor left): the place goes back
+        ticket.release()
+        raise
+    return ticket
+
+
+def live_logme(ctx: AppContext, choice, session, sentences, request=None):
+    """LogME of every layer of the chosen model (the shipped one, this session's, or a saved one) on
+    a slice of the training data: how fine-tuning moved the linearly usable information. Yields
+    (status, table or None). It takes a training slot, encodes LOGME_CHUNK sentences at a time on the
+    shared model (which predictions use between chunks) and stops at the training time limit."""
+    sentences = checked_sentences(ctx, sentences)
     model, name = ctx.resolve(choice, session)
     train, _ = ctx.training_data()
     data = train.sample(sentences, 0)
-    t0 = time.perf_counter()
-    scores = layer_scores(model.encoder, data)
+    ticket = yield from admitted(ctx, session, "LogME", request)
+    if ticket is None:
+        yield "■ Cancelled before it started.", None
+        return
+    with ticket:
+        pace, parts = Pace(ctx, session.sweep_stop, time_limit(ctx), request), []
+        t0 = time.perf_counter()
+        for start in range(0, len(data), LOGME_CHUNK):
+            if pace.is_set():
+                yield stopped_status(pace, f"after {start} of {len(data)} sentences"), None
+                return
+            with ctx.model_lock(model):
+                parts.append(layer_embeddings(model.encoder, data.texts[start : start + LOGME_CHUNK]))
+            yield f"LogME of **{md_escape(name)}**: encoded {start + len(parts[-1][0])} of {len(data)} sentences…", None
+        layers = [np.concatenate(chunks) for chunks in zip(*parts)]  # per layer: (sentences, dim)
+        labels, scores = label_arrays(data), {}
+        for k, features in enumerate(layers):
+            if pace.is_set():
+                yield stopped_status(pace, f"after scoring {k} of {len(layers)} layers"), None
+                return
+            scores[k] = task_scores(features, labels)
+    yield logme_result(name, data, scores, time.perf_counter() - t0)
+
+
+def stopped_status(pace: Pace, where: str) -> str:
+    if pace.timed_out:
+        return f"**Time limit reached** ({format_seconds(pace.seconds)} per run on this demo) {where}."
+    return f"■ Stopped {where}."
+
+
+def logme_result(name: str, data, scores: dict, seconds: float) -> tuple[str, pd.DataFrame]:
     rows = [
         {"layer output": "embeddings (0)" if k == 0 else f"layer {k}", **{t: round(v, 4) for t, v in sc.items()}}
         for k, sc in scores.items()
     ]
     best = ", ".join(f"{t}: layer {max(scores, key=lambda k: scores[k][t])}" for t in data.tasks)
     status = (
-        f"LogME of **{md_escape(name)}** on {len(data)} training sentences in {time.perf_counter() - t0:.1f} s. "
+        f"LogME of **{md_escape(name)}** on {len(data)} training sentences in {seconds:.1f} s. "
         f"Highest score per task: {best} (0 = the embeddings' output)."
     )
     return status, pd.DataFrame(rows)
 
 
-def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, stop=None):
-    """A small sweep with one seed on a slice of the training data; yields (status, table)."""
+def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, session=None, request=None):
+    """A small sweep with one seed on a slice of the training data; yields (status, table or None).
+    It takes a training slot, pauses between steps while visitors predict, and stops at the training
+    time limit (or Stop) after the current step."""
+    sweep = expect(sweep, "text", "The sweep")
     if sweep not in LIVE_SWEEPS:
         raise UIError(f"Choose a sweep: {', '.join(LIVE_SWEEPS)}.")
-    try:
-        sentences, epochs = int(sentences), int(epochs)
-    except (TypeError, ValueError):
-        raise UIError("Sentences and epochs must be whole numbers.") from None
-    max_sentences = live_sentence_cap(ctx)
-    max_epochs = min(LIVE_MAX_EPOCHS, ctx.limits.max_epochs)
-    if not 64 <= sentences <= max_sentences or not 1 <= epochs <= max_epochs:
-        raise UIError(
-            f"Use 64 to {max_sentences} sentences and 1 to {max_epochs} epochs here; "
-            "the full sweep runs from the command line."
-        )
+    sentences, epochs = checked_sentences(ctx, sentences), checked_epochs(ctx, epochs)
     train, val = ctx.training_data()
     train = train.sample(sentences, 0)
+    session = session if session is not None else Session()
+    ticket = yield from admitted(ctx, session, "sweep", request)
+    if ticket is None:
+        yield "■ Cancelled before it started.", None
+        return
     done_runs = []
-    try:
-        runs = run_sweeps([sweep], 1, epochs, train, val, val, stop=stop, model_config=ctx.base_config())
-        for kind, payload in runs:
-            if kind == "run":
-                done_runs.append(payload)
-                accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
-                status = f"{len(done_runs)} run(s) done; last: **{md_escape(payload['name'])}** ({accs})"
-                yield status, live_table(done_runs)
-    except MTLError as e:
-        raise UIError(str(e)) from None
+    with ticket:
+        pace = Pace(ctx, session.sweep_stop, time_limit(ctx), request)
+        try:
+            runs = run_sweeps([sweep], 1, epochs, train, val, val, stop=pace, model_config=ctx.base_config())
+            for kind, payload in runs:
+                if kind == "run":
+                    done_runs.append(payload)
+                    accs = ", ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
+                    status = f"{len(done_runs)} run(s) done; last: **{md_escape(payload['name'])}** ({accs})"
+                    yield status, live_table(done_runs)
+        except MTLError as e:
+            raise UIError(str(e)) from None
+    if pace.stopped:
+        yield stopped_status(pace, f"after {len(done_runs)} run(s)"), live_table(done_runs)
+        return
     yield f"Done: {len(done_runs)} runs (validation split, one seed).", live_table(done_runs)
 
 
@@ -190,13 +255,16 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
     table = gr.Dataframe(empty_live_table(tasks), wrap=True)
 
     @shows_errors(outputs=2, message=0)
-    def live_sweep(sweep_name, sentences, epochs, session):
+    def live_sweep(sweep_name, sentences, epochs, session, request: gr.Request):
         session.sweep_stop = threading.Event()
-        yield from run_live_sweep(ctx, sweep_name, sentences, epochs, session.sweep_stop)
+        for status, table in run_live_sweep(ctx, sweep_name, sentences, epochs, session, request):
+            yield status, gr.skip() if table is None else table
 
     @shows_errors(outputs=2, message=0)
-    def logme(choice, session, sentences):
-        return live_logme(ctx, choice, session, sentences)
+    def logme(choice, session, sentences, request: gr.Request):
+        session.sweep_stop = threading.Event()
+        for status, table in live_logme(ctx, choice, session, sentences, request):
+            yield status, gr.skip() if table is None else table
 
     def stop_sweep(session):
         if session.sweep_stop is None:
@@ -204,7 +272,8 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         session.sweep_stop.set()
         return "Stopping after the current run."
 
-    in_train_slots = {"concurrency_limit": training_slots, "concurrency_id": "train"}
+    ctx.use_training_slots(training_slots)
+    in_train_slots = {"concurrency_limit": None}  # admission is ctx.admit_training's, as for training runs
     run_button.click(
         live_sweep, [sweep_name, sentences, epochs, session], [status, table], api_name="sweep", **in_train_slots
     )

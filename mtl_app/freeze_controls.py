@@ -16,6 +16,7 @@ from mtl.freeze import (
 
 from .context import AppContext, UIError
 from .handlers import shows_errors
+from .inputs import expect
 
 
 def format_params(n: int) -> str:
@@ -52,10 +53,11 @@ def num_layers(ctx: AppContext) -> int:
 
 def frozen_for_preset(ctx: AppContext, preset: str, k=2) -> list[str] | None:
     """The frozen components of a preset, in network order; None for "custom" (keep the boxes)."""
+    preset = expect(preset, "text", "The freeze preset")
     if preset == "custom":
         return None
     if preset == "bottom":
-        k = int(k or 0)
+        k = expect(k, "whole number", "K", optional=True) or 0
         if not 0 <= k <= num_layers(ctx):
             raise UIError(f"K must be between 0 and {num_layers(ctx)}.")
         preset = f"bottom:{k}"
@@ -76,6 +78,7 @@ def preset_for_frozen(ctx: AppContext, frozen) -> tuple[str, int | None]:
 
 def check_frozen(ctx: AppContext, frozen) -> list[str]:
     """The ticked components in network order; UIError naming any the model does not have."""
+    frozen = expect(frozen, "list of text", "The frozen components", optional=True)
     comps = components(ctx)
     unknown = sorted(set(frozen or []) - set(comps))
     if unknown:
@@ -135,6 +138,7 @@ def trainable_summary(ctx: AppContext, frozen, start: str = "pretrained") -> str
 
 def preset_changed(ctx: AppContext, preset, k, frozen, start):
     """(frozen components, show the K slider, summary) after the user picks a preset or moves K."""
+    start = expect(start, "text", "Start from", optional=True) or "pretrained"
     new = frozen_for_preset(ctx, preset, k)
     new = check_frozen(ctx, frozen) if new is None else new
     return new, preset == "bottom", trainable_summary(ctx, new, start)
@@ -142,6 +146,7 @@ def preset_changed(ctx: AppContext, preset, k, frozen, start):
 
 def frozen_changed(ctx: AppContext, frozen, start):
     """(preset, K, show the K slider, summary) after the user ticks a component box."""
+    start = expect(start, "text", "Start from", optional=True) or "pretrained"
     frozen = check_frozen(ctx, frozen)
     preset, k = preset_for_frozen(ctx, frozen)
     return preset, k, preset == "bottom", trainable_summary(ctx, frozen, start)

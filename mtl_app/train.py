@@ -8,7 +8,7 @@ import gradio as gr
 
 from mtl.errors import MTLError
 
-from .context import SESSION_MODEL, AppContext
+from .context import DEFAULT_MODEL, SESSION_MODEL, AppContext, md_escape
 from .freeze_controls import build_controls
 from .handlers import shows_errors
 from .train_run import (
@@ -25,7 +25,7 @@ from .train_run import (
     run_training,
     stop_training,
 )
-from .train_save import save_session_model, saved_message
+from .train_save import delete_saved_model, save_session_model, saved_message
 
 TASK_COLORS = ["#6366f1", "#f59e0b", "#10b981", "#ef4444", "#0ea5e9", "#a855f7"]
 
@@ -95,6 +95,15 @@ def _run_panel(ctx: AppContext) -> SimpleNamespace:
             scale=3,
         )
         save = gr.Button("Save model", scale=1, min_width=120)
+    with gr.Row(equal_height=True):
+        own = gr.Dropdown(
+            [],
+            label="Models this session saved",
+            info=f"up to {ctx.limits.session_saved_models} per session; only you can delete yours",
+            allow_custom_value=True,  # the handler checks the name against the session's own list
+            scale=3,
+        )
+        delete = gr.Button("Delete model", scale=1, min_width=120)
     save_status = gr.Markdown()
     return SimpleNamespace(
         start=start,
@@ -105,6 +114,8 @@ def _run_panel(ctx: AppContext) -> SimpleNamespace:
         val_table=val_table,
         save_name=save_name,
         save=save,
+        own=own,
+        delete=delete,
         save_status=save_status,
     )
 
@@ -113,7 +124,12 @@ def build_tab(
     ctx: AppContext, picker: gr.Dropdown, model_info: gr.Markdown, session: gr.State, training_slots: int
 ) -> None:
     """Lay out the Train tab and wire it. A run takes one of the `training_slots` (shared with the
-    Experiments tab's live sweep and LogME); when it ends, the picker switches to the trained model."""
+    Experiments tab's live sweep and LogME); when it ends, the picker switches to the trained model.
+
+    Runs are admitted by the context (ctx.admit_training), not by Gradio's queue: the events run at
+    once (concurrency_limit=None) and either wait for a slot inside the handler, showing their place,
+    or are refused with a message, so training submissions never fill the queue predictions use."""
+    ctx.use_training_slots(training_slots)
     train_data, _ = ctx.training_data()
     gr.Markdown(
         f"Fine-tune on the shipped data ({len(train_data):,} sentences; accuracy checked after every "
@@ -140,7 +156,7 @@ def build_tab(
     ):
         ctx.register(getattr(request, "session_hash", None), session)  # so batched predictions find its model
         options = (start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences)
-        for u in run_training(ctx, session, choice, *options):
+        for u in run_training(ctx, session, choice, *options, request=request):
             picker_update = gr.update(choices=ctx.choices(session), value=SESSION_MODEL) if u["adopted"] else gr.skip()
             info = ctx.model_info(SESSION_MODEL, session) if u["adopted"] else gr.skip()
             yield u["progress"], u["plot"], u["val"], u["status"], picker_update, info
@@ -151,19 +167,28 @@ def build_tab(
             return gr.skip()
         return stop_training(session)
 
-    @shows_errors(outputs=2, message=0)
+    @shows_errors(outputs=3, message=0)
     def save(name, choice, session):
         saved = save_session_model(ctx, session, name)
-        return saved_message(ctx, saved), gr.update(choices=ctx.choices(session), value=choice)
+        own = gr.update(choices=list(session.saved), value=saved)
+        return saved_message(ctx, saved), gr.update(choices=ctx.choices(session), value=choice), own
+
+    @shows_errors(outputs=3, message=0)
+    def delete(name, choice, session):
+        deleted = delete_saved_model(ctx, session, name)
+        picked = DEFAULT_MODEL if choice == deleted else choice
+        own = gr.update(choices=list(session.saved), value=session.saved[-1] if session.saved else None)
+        return f"Deleted {md_escape(deleted)}.", gr.update(choices=ctx.choices(session), value=picked), own
 
     panel.start.click(prepare, session, panel.status, api_name="train_prepare", concurrency_limit=None).success(
         train,
         [session, picker, *form],
         [panel.progress, panel.loss_plot, panel.val_table, panel.status, picker, model_info],
         api_name="train",
-        concurrency_limit=training_slots,
-        concurrency_id="train",
+        concurrency_limit=None,  # admission is ctx.admit_training's, never a wait in Gradio's queue
         show_progress_on=[panel.progress],
     )
     panel.stop.click(stop, session, panel.status, api_name="stop", concurrency_limit=None)
-    panel.save.click(save, [panel.save_name, picker, session], [panel.save_status, picker], api_name="save_model")
+    saved_outputs = [panel.save_status, picker, panel.own]
+    panel.save.click(save, [panel.save_name, picker, session], saved_outputs, api_name="save_model")
+    panel.delete.click(delete, [panel.own, picker, session], saved_outputs, api_name="delete_model")

@@ -4,6 +4,7 @@ Stop. The Train tab (train.py) lays these out; saving is in train_save.py."""
 
 import html
 import math
+import threading
 import time
 
 import pandas as pd
@@ -13,8 +14,19 @@ from mtl.config import TASK_SAMPLING, TrainConfig
 from mtl.errors import MTLError
 from mtl.model import new_model
 
-from .context import LOCAL_LIMITS, AppContext, Session, UIError, accuracy_line, log_exception, md_escape
+from .admission import nobody_listening
+from .context import (
+    LOCAL_LIMITS,
+    AppContext,
+    Session,
+    UIError,
+    accuracy_line,
+    freed_when_dropped,
+    log_exception,
+    md_escape,
+)
 from .freeze_controls import check_frozen, encoder_frozen
+from .inputs import expect
 
 MAX_EPOCHS = LOCAL_LIMITS.max_epochs  # the local app's limits; ctx.limits holds those in force
 BATCH_SIZES = (8, 16, 32, 64)
@@ -47,8 +59,39 @@ def format_seconds(s: float) -> str:
 
 
 def time_limit(ctx: AppContext) -> float:
-    """Seconds a run may take before it is stopped (its model kept)."""
+    """Seconds a run (training, live sweep, live LogME) may take before it is stopped (its work kept)."""
     return min(ctx.max_train_seconds, ctx.limits.train_seconds)
+
+
+class Pace:
+    """What mtl's loops read as `stop` (mtl.train and mtl.sweep look before every step; live LogME before
+    every chunk). It is set by Stop, by the time limit (never at the first look, so a run always does
+    one step), or, in the first LISTEN_LOOKS looks, when nobody reads the run's updates (`request`:
+    the visitor has gone). Each look pauses while visitors are predicting, YIELD_TO_REQUESTS times as
+    long as the work since the last look, so long work slows down instead of everyone's predictions."""
+
+    LISTEN_LOOKS = 3
+
+    def __init__(self, ctx: AppContext, stop: threading.Event, seconds: float, request=None):
+        self.ctx, self.stop, self.seconds, self.request = ctx, stop, seconds, request
+        self.started = self._since = time.monotonic()
+        self.looks, self.timed_out, self.abandoned = 0, False, False
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if YIELD_TO_REQUESTS and self.ctx.serving():
+            self.stop.wait(min(2.0, YIELD_TO_REQUESTS * (now - self._since)))  # Stop cuts the pause short
+        if self.looks and time.monotonic() - self.started > self.seconds and not self.stop.is_set():
+            self.timed_out = True
+        if self.looks < self.LISTEN_LOOKS and nobody_listening(self.request):
+            self.abandoned = True
+        self._since, self.looks = time.monotonic(), self.looks + 1
+        return self.stopped
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped, timed out or abandoned (a look without a pause)."""
+        return self.timed_out or self.abandoned or self.stop.is_set()
 
 
 def max_sentences(ctx: AppContext) -> int:
@@ -181,12 +224,17 @@ IDLE_PROGRESS = progress_html(0, "No training yet", "Choose what to freeze and t
 
 
 def prepare_run(session: Session) -> str:
-    """Start was pressed: the run may wait in the queue; Stop until then cancels it."""
+    """Start was pressed: the run may wait for a training slot; Stop until then cancels it."""
     if session.running or session.pending:
         raise UIError("This session already has a training run, queued or running; press Stop to end it.")
     session.stop.clear()
     session.pending = True
     return "Waiting for a training slot (runs take turns on this demo)…"
+
+
+def waiting_status(ahead: int, what: str = "training run") -> str:
+    runs = "1 run" if ahead == 1 else f"{ahead} runs"
+    return f"Waiting for a training slot: {runs} ahead of your {what} (runs take turns on this demo; Stop cancels)…"
 
 
 def stop_training(session: Session) -> str:
@@ -210,26 +258,58 @@ def run_update(view: RunView, state, status, note="", final=False, adopted=False
 
 
 def run_training(
-    ctx, session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences
+    ctx,
+    session,
+    choice,
+    start,
+    frozen,
+    epochs,
+    batch_size,
+    lr_encoder,
+    lr_heads,
+    task_sampling,
+    sentences,
+    request=None,
 ):
     """Train a fresh model for this session, yielding UI updates (run_update: plot is the loss table,
     or None while the plot must stay empty).
 
+    The run first takes a place at the training slots (ctx.admit_training), waiting its turn there,
+    and is dropped before it starts when its visitor has gone (`request`, the gr.Request, tells).
     The model is a private copy (the active model, deep-copied) or new heads on the pretrained base;
     the default model and other sessions' models are never touched. At the end it becomes the
     session's model, unless nothing was trained."""
     try:
         if session.running:
             raise UIError("This session is already training: wait for the run to end or press Stop.")
+        start = expect(start, "text", "Start from")
         if start not in {value for _, value in START_POINTS}:
             raise UIError("Choose where to start from: the pretrained model or the active model.")
         config, frozen, n = make_config(ctx, frozen, epochs, batch_size, lr_encoder, lr_heads, task_sampling, sentences)
+        ticket = ctx.admit_training(session, "training run")
     except MTLError:
-        session.pending = False  # the run never starts, so Start works again
+        if not any(t.session is session for t in ctx.training_gate.tickets()):
+            session.pending = False  # the run never starts, so Start works again
         raise
     train_data, val = ctx.training_data()
     view = RunView(train_data.tasks, n, len(val))
-    session.running = True
+    session.pending = True  # Stop cancels it while it waits
+    with ticket:
+        try:
+            for ahead in ticket.waiting(session.stop, request):
+                yield run_update(view, "running", waiting_status(ahead), note="queued")
+            if ticket.abandoned:
+                return  # nobody is listening: the run is dropped before it starts
+            yield from _run(ctx, session, view, choice, start, config, frozen, n, request)
+        finally:
+            session.running = session.pending = False
+            session.stop.clear()
+
+
+def _run(ctx, session, view, choice, start, config, frozen, n, request):
+    """The run itself, once it holds a training slot."""
+    train_data, val = ctx.training_data()
+    session.running, view.t0 = True, time.monotonic()  # time counts from the slot, not from the queue
     try:
         if session.stop.is_set():
             yield run_update(view, "stopped", "■ Cancelled before it started; nothing changed.", final=True)
@@ -239,36 +319,29 @@ def run_training(
             model = ctx.copy_model(choice, session)
         else:
             model = new_model(train_data.tasks, ctx.base_config(), device=ctx.device, seed=SEED)
-        events = training.train(model, train_data.sample(n, SEED), val, config, stop=session.stop)
-        timed_out = yield from _updates(ctx, session, view, events, frozen)
+        freed_when_dropped(model)
+        pace = Pace(ctx, session.stop, time_limit(ctx), request)  # a visitor gone by the first steps: no run
+        events = training.train(model, train_data.sample(n, SEED), val, config, stop=pace)
+        yield from _updates(ctx, pace, view, events, frozen)
         if view.crashed:
             yield run_update(view, "error", view.crashed, final=True)
             return
-        yield run_outcome(ctx, session, view, model, config, frozen, timed_out)
+        yield run_outcome(ctx, session, view, model, config, frozen, pace.timed_out)
     except MTLError:
         raise
     except Exception as e:  # building the model, copying it, ...: this user sees it, the app serves on
         log_exception("training")
         yield run_update(view, "error", crash_message(e), final=True)
-    finally:
-        session.running = session.pending = False
-        session.stop.clear()
 
 
-def _updates(ctx: AppContext, session: Session, view: RunView, events, frozen):
-    """The training events as UI updates, at most about PLOT_UPDATES of them plus one per epoch, each
-    step paused while visitors are predicting; returns whether the time limit stopped the run."""
-    every, timed_out, last_yield = 1, False, 0.0
+def _updates(ctx: AppContext, pace: Pace, view: RunView, events, frozen):
+    """The training events as UI updates, at most about PLOT_UPDATES of them plus one per epoch (the
+    loop itself pauses before each step while visitors are predicting: `pace` is its stop)."""
+    every, last_yield = 1, 0.0
     training_on = f"Training on {view.sentences:,} sentences…"
-    since = time.monotonic()
     for ev in _guarded(events, view):
         kind = ev["type"]
-        if kind == "step" and YIELD_TO_REQUESTS and ctx.serving():
-            session.stop.wait(min(2.0, YIELD_TO_REQUESTS * (time.monotonic() - since)))  # Stop cuts it short
-        if kind == "step" and time.monotonic() - view.t0 > time_limit(ctx) and not session.stop.is_set():
-            timed_out = True
-            session.stop.set()
-        view.on(ev, stopping=session.stop.is_set())
+        view.on(ev, stopping=pace.stopped)
         if kind == "start":
             every = max(1, math.ceil(ev["steps"] / PLOT_UPDATES))
             note = "computing the frozen layers once for all sentences" if frozen else "first step"
@@ -278,14 +351,12 @@ def _updates(ctx: AppContext, session: Session, view: RunView, events, frozen):
         elif kind == "step":
             end_of_epoch = ev["step"] % view.steps_per_epoch == 0
             due = ev["step"] % every == 0 and time.monotonic() - last_yield >= ctx.update_seconds
-            if end_of_epoch or due or session.stop.is_set():
+            if end_of_epoch or due or pace.stopped:
                 last_yield = time.monotonic()
                 note = f"checking accuracy on {view.val_size} validation sentences" if end_of_epoch else ""
                 yield run_update(view, "running", training_on, note=note)
         elif kind in ("eval", "error"):
             yield run_update(view, "running", training_on)
-        since = time.monotonic()  # the next event's wait is the next step's computation
-    return timed_out
 
 
 def crash_message(e: BaseException) -> str:

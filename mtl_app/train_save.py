@@ -1,12 +1,16 @@
 """Saving a session's trained model under a name a visitor chose: the name checked (one folder inside
-the model folder, never a link, never over another model), the save atomic."""
+the model folder, never a link, never over another model), the save atomic; a quota per session (so no
+visitor fills the app's cap for everyone) and deleting one's own models."""
 
 import os
+import shutil
+import uuid
 
 from mtl.checkpoint import round_weights, save_checkpoint
 from mtl.io import atomic_directory
 
-from .context import DEFAULT_MODEL, NAME_RE, ROOT, AppContext, Session, UIError
+from .context import DEFAULT_MODEL, NAME_RE, ROOT, AppContext, Session, UIError, md_escape
+from .inputs import expect
 
 NAME_RULE = "Names use letters, digits, '-' and '_' (up to 64, starting with a letter or digit)"
 SAVE_DTYPE = "float16"  # the trained encoder weights at half the size; the heads are stored in full either way
@@ -16,7 +20,7 @@ RESERVED_NAMES = {DEFAULT_MODEL, "con", "prn", "aux", "nul", *(f"{d}{i}" for d i
 
 def validate_name(ctx: AppContext, name) -> str:
     """The name, stripped, if a new model may be saved under it; else a UIError saying why not."""
-    name = "" if name is None else str(name).strip()
+    name = (expect(name, "text", "The model name", optional=True) or "").strip()
     if not name:
         raise UIError("Give the model a name first.")
     if len(name) > 64:
@@ -62,8 +66,7 @@ def save_session_model(ctx: AppContext, session: Session, name) -> str:
         raise UIError("Wait for the training run to end before saving.")
     with ctx.save_lock:
         name = validate_name(ctx, name)
-        if len(ctx.saved_models()) >= ctx.limits.saved_models:
-            raise UIError(f"This app already holds {ctx.limits.saved_models} saved models, its limit.")
+        check_quota(ctx, session)
         run = session.run
         metrics = {"validation": run["metrics"]} if run["metrics"] else {}
         target = ctx.saved_dir / name
@@ -75,6 +78,48 @@ def save_session_model(ctx: AppContext, session: Session, name) -> str:
             if not (target.exists() or target.is_symlink()):
                 raise  # the write itself failed
             raise UIError(f"A model named {name!r} appeared while saving; choose another name.") from None
+        ctx.note_saved(session, name)
+    return name
+
+
+def check_quota(ctx: AppContext, session: Session) -> None:
+    """A UIError when this session has saved its share of models, or the app holds its most. Every save
+    counts, the same model under another name too; deleting one gives the place back."""
+    mine = [n for n in session.saved if (ctx.saved_dir / n).is_dir()]
+    quota = ctx.limits.session_saved_models
+    if len(mine) >= quota:
+        raise UIError(
+            f"This session already keeps {quota} saved models, the most one session may keep here; "
+            "delete one of yours to save another."
+        )
+    if len(ctx.saved_models()) >= ctx.limits.saved_models:
+        raise UIError(
+            f"This app already holds {ctx.limits.saved_models} saved models, its limit; delete one of yours "
+            "to save another."
+        )
+
+
+def delete_saved_model(ctx: AppContext, session: Session, name) -> str:
+    """Delete a model this session saved; returns its name. Another session's model, the shipped model
+    or a name that is no saved model is refused. The folder is first renamed to a hidden one (gone from
+    the list at once, so nobody loads half a model), then removed."""
+    name = (expect(name, "text", "The model to delete", optional=True) or "").strip()
+    if not name:
+        raise UIError("Choose one of the models this session saved.")
+    with ctx.save_lock:
+        if name not in session.saved:
+            raise UIError(
+                f"{name!r} was not saved in this session: you can delete only the models you saved here "
+                "(in this browser tab)."
+            )
+        target = ctx.saved_dir / name
+        if target.is_symlink() or not target.is_dir() or target.resolve().parent != ctx.saved_dir.resolve():
+            ctx.forget_saved(session, name)
+            raise UIError(f"There is no saved model named {name!r} any more.")
+        doomed = ctx.saved_dir / f".deleting-{uuid.uuid4().hex}"
+        os.rename(target, doomed)
+        ctx.forget_saved(session, name)
+    shutil.rmtree(doomed, ignore_errors=True)
     return name
 
 
@@ -82,6 +127,6 @@ def saved_message(ctx: AppContext, name: str) -> str:
     """What the Train tab says after a save: where the model is and how to use it outside the app."""
     where = os.path.relpath(ctx.saved_dir / name, ROOT)
     return (
-        f"✓ Saved as **{name}**. It is listed in the model picker (for everyone using this app) and "
+        f"✓ Saved as **{md_escape(name)}**. It is listed in the model picker (for everyone using this app) and "
         f"loads with `python -m mtl predict --checkpoint {where}`."
     )

@@ -38,3 +38,34 @@ def test_choices_and_resolve(ctx):
 def test_model_info_names_the_model_and_its_accuracy(ctx):
     info = ctx.model_info("default", Session())
     assert "shipped model" in info and "Validation accuracy: topic" in info
+
+
+def test_an_evicted_session_model_is_freed_at_once_not_by_the_garbage_collector(ctx):
+    """Memory comes back the moment a session's model is released (no reference cycle keeps its
+    weights until the collector happens to run): the weights are gone right after eviction."""
+    import collections
+    import dataclasses
+    import gc
+    import weakref
+
+    from app_helpers import BACKBONE
+
+    from mtl_app import train_run
+
+    one = ctx.with_limits(dataclasses.replace(ctx.limits, session_models=1))
+    a, b = Session(), Session()
+
+    def train(session, frozen):
+        updates = train_run.run_training(one, session, "default", "pretrained", frozen, 1, 8, 5e-5, 5e-3, "joint", 64)
+        collections.deque(updates, maxlen=0)
+
+    gc.collect()
+    gc.disable()
+    try:
+        train(a, BACKBONE[:5])  # layers 4-5 and the heads train
+        weights = [weakref.ref(p) for p in a.model.parameters()]
+        train(b, BACKBONE)
+        assert a.model is None and a.released
+        assert sum(w() is not None for w in weights) == 0
+    finally:
+        gc.enable()

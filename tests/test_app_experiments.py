@@ -93,8 +93,10 @@ def test_live_sweep_limits(ctx):
         next(experiments.run_live_sweep(ctx, "colours", 64, 1))
     with pytest.raises(UIError, match="64 to 512 sentences"):
         next(experiments.run_live_sweep(ctx, "freeze", 5000, 1))
-    with pytest.raises(UIError, match="whole numbers"):
+    with pytest.raises(UIError, match="Sentences must be a whole number, not text"):
         next(experiments.run_live_sweep(ctx, "freeze", "lots", 1))
+    with pytest.raises(UIError, match="The sweep must be text, not a list"):
+        next(experiments.run_live_sweep(ctx, ["freeze"], 64, 1))
 
 
 def test_live_sweep_obeys_the_public_caps(ctx):
@@ -104,7 +106,8 @@ def test_live_sweep_obeys_the_public_caps(ctx):
 
 
 def test_live_logme_scores_every_layer_of_the_chosen_model(ctx):
-    status, table = experiments.live_logme(ctx, "default", Session(), 128)
+    *progress, (status, table) = experiments.live_logme(ctx, "default", Session(), 128)
+    assert [p[1] for p in progress] == [None, None] and "encoded 128 of 128" in progress[-1][0]
     assert list(table["layer output"]) == ["embeddings (0)", *[f"layer {k}" for k in range(1, 7)]]
     assert set(table.columns) == {"layer output", "topic", "sentiment"}
     # the shipped model's fine-tuned top layers carry its tasks far better than the raw token embeddings
@@ -112,6 +115,6 @@ def test_live_logme_scores_every_layer_of_the_chosen_model(ctx):
     assert "128 training sentences" in status and not ctx.default_model.training
 
     with pytest.raises(UIError, match="64 to 512 sentences"):
-        experiments.live_logme(ctx, "default", Session(), 5000)
+        next(experiments.live_logme(ctx, "default", Session(), 5000))
     with pytest.raises(UIError, match="no trained model yet"):
-        experiments.live_logme(ctx, SESSION_MODEL, Session(), 64)
+        next(experiments.live_logme(ctx, SESSION_MODEL, Session(), 64))

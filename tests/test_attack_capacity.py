@@ -1,0 +1,214 @@
+"""A public demo under hostile traffic (issue 15): the app served with the public limits on a free local
+port and driven through its HTTP API, raw (as a script that skips the page would) and with
+gradio_client. One visitor, however many made-up sessions they use, must never cost the others their
+predictions, their place in the training queue or their saved models."""
+
+import json
+import statistics
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from app_helpers import BACKBONE, launch, make_context
+from gradio_client import Client
+
+from mtl_app.context import PUBLIC_LIMITS, SESSION_MODEL
+
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+TEXT = "The minister resigned in disgrace after the expenses scandal."
+# the heaviest run a visitor may ask for on the public demo: nothing frozen, most sentences and epochs
+HEAVY = ["default", "pretrained", [], PUBLIC_LIMITS.max_epochs, 8, 5e-5, 5e-3, "joint", 640]
+HEADS_ONLY = ("default", "pretrained", BACKBONE, 1, 8, 5e-5, 5e-3, "joint", 64)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    ctx = make_context(tmp_path_factory.mktemp("saved")).with_limits(PUBLIC_LIMITS)
+    demo, url = launch(ctx)
+    yield ctx, url
+    stop_all(ctx)
+    demo.close()
+
+
+def stop_all(ctx, timeout=120.0):
+    """Stop every training run and wait until none holds a place (a test leaves nothing running)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        tickets = ctx.training_gate.tickets()
+        if not tickets:
+            return
+        for t in tickets:
+            t.session.stop.set()
+        time.sleep(0.2)
+    raise AssertionError("training runs still hold places after Stop")
+
+
+def api_index(url, api_name) -> int:
+    """The fn_index a raw call needs, read from the page's config as a browser does."""
+    config = httpx.get(url + "config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+
+def join(url, fn_index, data, session_hash) -> httpx.Response:
+    """Put an event in the queue the way the page does (POST /queue/join), without listening to it."""
+    body = {"data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None, "trigger_id": None}
+    return httpx.post(url + "gradio_api/queue/join", json=body, timeout=30)
+
+
+def messages(url, session_hash, timeout=60.0):
+    """The session's queue messages as a browser reads them (GET /queue/data, server-sent events)."""
+    with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session_hash}", timeout=timeout) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                yield json.loads(line[5:])
+
+
+def flood(url, n: int, seconds: float) -> list[httpx.Response]:
+    """n training submissions from n made-up sessions within `seconds`, nobody listening."""
+    index, out = api_index(url, "train"), []
+    for _ in range(n):
+        out.append(join(url, index, [None, *HEAVY], uuid.uuid4().hex))
+        time.sleep(seconds / n)
+    return out
+
+
+def test_a_training_flood_leaves_predictions_answering(server):
+    ctx, url = server
+    honest = Client(url, verbose=False)
+    honest.predict(TEXT, "default", api_name="/predict")  # warm
+    latencies, errors, done = [], [], threading.Event()
+
+    def predict_meanwhile():
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                topic, _, info = honest.predict(TEXT, "default", api_name="/predict")
+                ok = isinstance(topic, dict) and topic.get("label") == "Politics"
+            except Exception as e:  # noqa: BLE001 - "Queue is full" and the like are what this test looks for
+                ok, info = False, repr(e)
+            (latencies if ok else errors).append(time.perf_counter() - t0 if ok else info)
+
+    worker = threading.Thread(target=predict_meanwhile)
+    worker.start()
+    try:
+        joined = flood(url, 70, 4.0)
+        held = len(ctx.training_gate.tickets())
+        time.sleep(4.0)  # predictions go on while whatever the flood got admitted runs
+    finally:
+        done.set()
+        worker.join(timeout=120)
+    assert all(r.status_code == 200 for r in joined)
+    assert held <= ctx.training_gate.capacity == 2 * ctx.training_gate.slots
+    assert not errors, errors[:3]
+    assert len(latencies) >= 5 and statistics.median(latencies) < 1.0, latencies
+    stop_all(ctx)
+
+
+def test_a_queued_run_nobody_listens_to_is_dropped_before_it_runs(server):
+    ctx, url = server
+    runner = Client(url, verbose=False)
+    job = runner.submit(*HEAVY, api_name="/train")  # someone is training: the next run has to wait
+    end = time.monotonic() + 120
+    while not ctx.training_gate.tickets() and time.monotonic() < end:
+        time.sleep(0.1)
+    ghost = uuid.uuid4().hex
+    assert join(url, api_index(url, "train"), [None, *HEAVY], ghost).status_code == 200
+    time.sleep(8.0)  # the ghost's updates pile up unread
+    assert [t.session for t in ctx.training_gate.tickets()] == [ctx.session_for(runner.session_hash)]
+    job.cancel()
+    stop_all(ctx)
+    ghost_session = ctx.session_for(ghost)
+    assert ghost_session is None or ghost_session.model is None
+
+
+def test_a_queued_run_whose_visitor_left_is_dropped(server):
+    ctx, url = server
+    runner = Client(url, verbose=False)
+    job = runner.submit(*HEAVY, api_name="/train")
+    end = time.monotonic() + 120
+    while not ctx.training_gate.tickets() and time.monotonic() < end:
+        time.sleep(0.1)
+    visitor = uuid.uuid4().hex
+    join(url, api_index(url, "train"), [None, *HEAVY], visitor)
+    for message in messages(url, visitor):  # the visitor sees that it waits, then closes the page
+        if "Waiting" in json.dumps(message):
+            break
+    end = time.monotonic() + 15
+    while len(ctx.training_gate.tickets()) > 1 and time.monotonic() < end:
+        time.sleep(0.2)
+    assert len(ctx.training_gate.tickets()) == 1
+    job.cancel()
+    stop_all(ctx)
+
+
+def test_training_admission_refuses_beyond_its_bound_with_a_message(server):
+    ctx, url = server
+    clients = [Client(url, verbose=False) for _ in range(ctx.training_gate.capacity + 1)]
+    jobs = [c.submit(*HEAVY, api_name="/train") for c in clients[:-1]]
+    end = time.monotonic() + 120
+    while len(ctx.training_gate.tickets()) < ctx.training_gate.capacity and time.monotonic() < end:
+        time.sleep(0.1)
+    status = clients[-1].predict(*HEAVY, api_name="/train")[3]
+    assert "busy" in status and f"{ctx.training_gate.capacity} training runs" in status
+    # the same session cannot hold two places either, running or waiting
+    assert "already training" in clients[0].predict(*HEAVY, api_name="/train")[3]
+    assert "already has a training run" in clients[1].predict(*HEAVY, api_name="/train")[3]
+    assert len(ctx.training_gate.tickets()) == ctx.training_gate.capacity
+    for job in jobs:
+        job.cancel()
+    stop_all(ctx)
+
+
+def test_saved_models_have_a_per_session_quota_and_can_be_deleted(server):
+    ctx, url = server
+    quota = ctx.limits.session_saved_models
+    assert quota < ctx.limits.saved_models  # one session can never fill the app's cap
+    a, b = Client(url, verbose=False), Client(url, verbose=False)
+    a.predict(*HEADS_ONLY, api_name="/train")
+    for i in range(quota):  # the same model under many names counts each time
+        assert "Saved as" in a.predict(f"a-{i}", SESSION_MODEL, api_name="/save_model")[0]
+    refused = a.predict("a-more", SESSION_MODEL, api_name="/save_model")[0]
+    assert f"{quota} saved models" in refused and "delete" in refused
+    b.predict(*HEADS_ONLY, api_name="/train")
+    assert "Saved as" in b.predict("b-0", SESSION_MODEL, api_name="/save_model")[0]
+    # delete: only one's own models, by name, through the API
+    assert "not saved in this session" in b.predict("a-0", api_name="/delete_model")[0]
+    assert "not saved in this session" in b.predict("default", api_name="/delete_model")[0]
+    assert "not saved in this session" in b.predict("../checkpoints", api_name="/delete_model")[0]
+    assert "a-0" in ctx.saved_models()
+    assert "Deleted" in a.predict("a-0", api_name="/delete_model")[0]
+    assert "a-0" not in ctx.saved_models() and not (ctx.saved_dir / "a-0").exists()
+    assert "Saved as" in a.predict("a-again", SESSION_MODEL, api_name="/save_model")[0]  # room again
+    for name in [n for n in ctx.saved_models() if n.startswith(("a-", "b-"))]:
+        (a if name.startswith("a-") else b).predict(name, api_name="/delete_model")
+
+
+def test_saved_model_names_are_shown_as_data(server):
+    ctx, url = server
+    c = Client(url, verbose=False)
+    c.predict(*HEADS_ONLY, api_name="/train")
+    message = c.predict("x__bold__", SESSION_MODEL, api_name="/save_model")[0]
+    assert "x\\_\\_bold\\_\\_" in message and "**x__bold__**" not in message
+    labels = {v: label for label, v in c.predict(SESSION_MODEL, api_name="/refresh_models")["choices"]}
+    assert labels["x__bold__"].startswith("x__bold__") and "saved by you" in labels["x__bold__"]
+    other = {
+        v: label for label, v in Client(url, verbose=False).predict("default", api_name="/refresh_models")["choices"]
+    }
+    assert "saved by a visitor" in other["x__bold__"]  # nobody mistakes it for a model the demo ships
+    c.predict("x__bold__", api_name="/delete_model")
+
+
+def test_live_sweeps_and_logme_stop_at_the_training_time_limit(server):
+    ctx, url = server
+    c = Client(url, verbose=False)
+    limit, ctx.max_train_seconds = ctx.max_train_seconds, 0.0
+    try:
+        status, _ = c.submit("layers", 512, 2, api_name="/sweep").result(timeout=90)
+        assert "Time limit" in status
+        status, _ = c.submit("default", 512, api_name="/logme").result(timeout=90)
+        assert "Time limit" in status
+    finally:
+        ctx.max_train_seconds = limit
+    assert not ctx.training_gate.tickets()
