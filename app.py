@@ -64,7 +64,7 @@ def model_bar(ctx: AppContext, session: gr.State) -> tuple[gr.Dropdown, gr.Markd
 
 
 def build_demo(ctx: AppContext, training_slots: int = 1) -> gr.Blocks:
-    """The whole app for one AppContext; launch it with demo.launch(**launch_options(), ...)."""
+    """The whole app for one AppContext; launch it with demo.launch(**launch_options(ctx.limits), ...)."""
     # one limit for everything that trains (runs, live sweeps, live LogME): they share the "train" slots
     training_slots = min(training_slots, ctx.limits.training_slots or training_slots)
     with gr.Blocks(title="mtl · multi-task sentence transformer", delete_cache=(3600, 3600)) as demo:
@@ -120,7 +120,11 @@ def main(argv=None) -> int:
     print(f"mtl app: model {args.checkpoint} on the {ctx.device_name()}, {limits}", file=sys.stderr)
     try:
         demo.launch(
-            server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True, **launch_options()
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            prevent_thread_lock=True,
+            **launch_options(ctx.limits),
         )
     except OSError as e:
         print(f"error: cannot serve on {args.host}:{args.port}: {e}", file=sys.stderr)

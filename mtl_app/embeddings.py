@@ -12,8 +12,8 @@ from mtl.config import POOLING_MODES
 from mtl.encoder import encode
 
 from .context import LOCAL_LIMITS, MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, AppContext, UIError, md_escape
-from .handlers import shows_errors
-from .inputs import clean_text, readable, shorten
+from .handlers import notify, shows_errors
+from .inputs import clean_text, expect, readable, shorten
 
 MAX_EMBED_SENTENCES = LOCAL_LIMITS.embed_sentences  # rows of the heatmap (ctx.limits: those in force)
 LABEL_COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
@@ -31,7 +31,7 @@ def parse_sentences(
     text, limit: int = MAX_EMBED_SENTENCES, max_chars: int = MAX_SENTENCE_CHARS, max_input: int = MAX_INPUT_CHARS
 ) -> tuple[list[str], list[str]]:
     """Non-empty lines, at most `limit` of them and `max_chars` each; notes say what was cut."""
-    text = "" if text is None else str(text)
+    text = expect(text, "text", "The sentences", optional=True) or ""
     if len(text) > max_input:
         raise UIError(f"The text is {len(text):,} characters long; the limit is {max_input:,}.")
     lines = [line.strip() for line in clean_text(text).splitlines() if line.strip()]
@@ -150,7 +150,7 @@ def scatter_table(sentences: list[str], coords: np.ndarray, labels: list[str], t
 def embed_sentences(ctx: AppContext, text, pooling, choice, session) -> dict:
     """Everything the Embeddings tab shows: {heatmap (HTML), summary (Markdown), scatter (PCA table),
     variance (of PC1, PC2), dim, pair (most similar), similarity (matrix), notes}."""
-    if pooling not in POOLING_MODES:
+    if expect(pooling, "text", "The pooling") not in POOLING_MODES:
         raise UIError(f"Pooling must be one of {', '.join(POOLING_MODES)}.")
     ctx.note_request()
     limits = ctx.limits
@@ -235,7 +235,7 @@ def build_tab(ctx: AppContext, demo: gr.Blocks, picker: gr.Dropdown, session: gr
     def embed(text, pooling, choice, session):
         r = embed_sentences(ctx, text, pooling, choice, session)
         for note in r["notes"]:
-            gr.Warning(note)
+            notify(note)
         v1, v2 = r["variance"]
         plot = gr.ScatterPlot(value=r["scatter"], x_title=f"PC1 ({v1:.0%} of the variance)", y_title=f"PC2 ({v2:.0%})")
         return r["heatmap"], r["summary"], plot, " ".join(f"⚠ {md_escape(n)}" for n in r["notes"])

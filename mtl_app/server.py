@@ -1,14 +1,20 @@
-"""Everything passed to demo.launch: the look (theme, CSS), the files Gradio may serve, and a limit on
-request bodies enforced before Gradio parses them. demo.launch(**launch_options(), ...)."""
+"""Everything passed to demo.launch: the look (theme, CSS), the files Gradio may serve, and limits on
+request bodies and uploads enforced as a request arrives, before Gradio parses it or writes a byte
+to disk. demo.launch(**launch_options(ctx.limits), ...)."""
 
+import dataclasses
 import os
 import tempfile
+import time
+from collections import deque
 from pathlib import Path
 
 import gradio as gr
+from gradio.route_utils import API_PREFIX
+from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
-from .context import ROOT
+from .context import LOCAL_LIMITS, PUBLIC_LIMITS, ROOT, Limits
 from .text import CSS
 
 THEME = gr.themes.Soft(
@@ -19,6 +25,171 @@ THEME = gr.themes.Soft(
     font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
 )
 MAX_REQUEST_BYTES = 2_000_000  # the longest text box (200,000 characters) as JSON, with room to spare
+UPLOAD_ROUTE = f"{API_PREFIX}/upload"  # Gradio 6's one upload route (POST, gradio/routes.py); exact path
+MULTIPART_BYTES = 16_384  # an upload's form headers and boundaries, beside the files themselves
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadLimits:
+    """What the upload route takes, checked as each upload arrives: per request, per client address
+    (uvicorn's, which honours X-Forwarded-For from a trusted proxy: FORWARDED_ALLOW_IPS) and for
+    everyone together, over a sliding `window`. Uploads are deleted once read (discard_upload) and
+    Gradio removes any left after an hour (delete_cache), so the window's total bounds the disk."""
+
+    file_bytes: int  # one file (Gradio's max_file_size too)
+    files_per_request: int = 1  # each upload box of this app takes one file
+    client_files: int = 60  # uploads per client address per window
+    client_bytes: int = 6_000_000  # bytes uploaded per client address per window
+    total_files: int = 2_000  # uploads from all clients per window
+    total_bytes: int = 200_000_000  # bytes from all clients per window
+    window: float = 3600.0  # seconds, as long as Gradio keeps a file
+
+    @property
+    def request_bytes(self) -> int:
+        return self.files_per_request * self.file_bytes + MULTIPART_BYTES
+
+    @classmethod
+    def for_limits(cls, limits: Limits) -> "UploadLimits":
+        """Files of limits.upload_bytes. Public: the defaults (per hour 60 uploads / 6 MB per address,
+        2,000 / 200 MB in all); local: 300 uploads / 100 MB per address, 5,000 / 1 GB in all."""
+        if limits is PUBLIC_LIMITS:
+            return cls(file_bytes=limits.upload_bytes)
+        return cls(limits.upload_bytes, client_files=300, client_bytes=10**8, total_files=5_000, total_bytes=10**9)
+
+
+class UploadLog:
+    """Uploads accepted in the last `window` seconds, per client and in all: (time, files, bytes)."""
+
+    def __init__(self, limits: UploadLimits):
+        self.limits = limits
+        self._clients: dict[str, deque] = {}
+        self._all: deque = deque()
+
+    def _prune(self, log: deque, now: float) -> tuple[int, int]:
+        while log and log[0][0] <= now - self.limits.window:
+            log.popleft()
+        return sum(f for _, f, _ in log), sum(b for _, _, b in log)
+
+    def refuse(self, client: str, files: int, size: int) -> tuple[int, str] | None:
+        """(status, reason) when this upload would go over a limit; None (and it is counted) if not."""
+        lim, now = self.limits, time.monotonic()
+        if files > lim.files_per_request:
+            return 413, f"At most {lim.files_per_request} file(s) per upload."
+        all_files, all_bytes = self._prune(self._all, now)
+        if all_files + files > lim.total_files or all_bytes + size > lim.total_bytes:
+            return 503, "The server takes no more uploads for now; try again later."
+        log = self._clients.setdefault(client, deque())
+        client_files, client_bytes = self._prune(log, now)
+        if client_files + files > lim.client_files or client_bytes + size > lim.client_bytes:
+            return 429, (
+                f"Upload limit reached: {lim.client_files} files or {lim.client_bytes:,} bytes per "
+                f"{lim.window / 60:.0f} minutes from one address; try again later."
+            )
+        for entries in (log, self._all):
+            entries.append((now, files, size))
+        if len(self._clients) > lim.total_files:  # forget the addresses whose uploads have all expired
+            self._clients = {k: v for k, v in self._clients.items() if self._prune(v, now)[0]}
+        return None
+
+
+def route(scope) -> str:
+    """The request's path inside the app (without the prefix it is mounted under, if any)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+async def refuse(send, status: int, reason: str) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": reason.encode()})
+
+
+async def read_body(receive, limit: int) -> bytes | None:
+    """The whole request body, or None once it runs over `limit` bytes (the rest is not read)."""
+    chunks, seen = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        seen += len(chunks[-1])
+        if seen > limit:
+            return None
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def form_parts(headers: dict, body: bytes) -> int:
+    """How many parts (files and fields) a multipart/form-data body holds: its boundaries, less one."""
+    content_type = headers.get(b"content-type", b"").decode("latin-1")
+    boundary = next((p.strip()[9:] for p in content_type.split(";") if p.strip().startswith("boundary=")), "")
+    boundary = boundary.strip('"').encode("latin-1")
+    return max(0, body.count(b"--" + boundary) - 1) if boundary else 0
+
+
+class BodyLimit:
+    """ASGI middleware: every request body is limited by its exact route, before Gradio reads it. The
+    upload route (UPLOAD_ROUTE, POST) takes one request's files (UploadLimits: how many, how big, how
+    often from one address); every other route at most `limit` bytes (413), however its path ends."""
+
+    def __init__(self, app, limit: int, uploads: UploadLimits | None = None):
+        self.app, self.limit = app, limit
+        self.uploads = UploadLog(uploads or UploadLimits.for_limits(LOCAL_LIMITS))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if scope["method"] == "POST" and route(scope) == UPLOAD_ROUTE:
+            return await self.upload(scope, headers, receive, send)
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            return await refuse(send, 413, "Request body too large")
+        seen = 0
+
+        async def counted():  # a body sent in chunks without a length is cut off at the limit too
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if seen > self.limit else message
+
+        return await self.app(scope, counted, send)
+
+    async def upload(self, scope, headers, receive, send):
+        """Read the upload whole (it is small), count its files, then hand it to Gradio, or refuse it."""
+        limit = self.uploads.limits.request_bytes
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await refuse(send, 413, f"An upload is at most {self.uploads.limits.file_bytes:,} bytes.")
+        body = await read_body(receive, limit)
+        if body is None:
+            return await refuse(send, 413, f"An upload is at most {self.uploads.limits.file_bytes:,} bytes.")
+        client = (scope.get("client") or ("unknown",))[0]
+        refused = self.uploads.refuse(client, form_parts(headers, body), len(body))
+        if refused:
+            return await refuse(send, *refused)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: wait for the client to go
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.app(scope, replay, send)
+
+
+def discard_upload(path) -> None:
+    """Delete an uploaded file once the app has read it (and its folder, named after its hash, when
+    empty). Only inside Gradio's upload folder: never a file from anywhere else."""
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    folder, path = Path(get_upload_folder()).resolve(), Path(path).resolve()
+    if folder not in path.parents:
+        return
+    path.unlink(missing_ok=True)
+    if path.parent != folder and not any(path.parent.iterdir()):
+        path.parent.rmdir()
 
 
 def blocked_paths() -> list[str]:
@@ -32,42 +203,18 @@ def blocked_paths() -> list[str]:
     return [str(root)]
 
 
-class BodyLimit:
-    """ASGI middleware: refuses request bodies over `limit` bytes (413) before Gradio parses them, so one
-    API call cannot make the server read megabytes of JSON. File uploads have their own cap (max_file_size)."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].endswith("/upload"):
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
-            return await send({"type": "http.response.body", "body": b"Request body too large"})
-        seen = 0
-
-        async def counted():  # a body sent in chunks without a length is cut off at the limit too
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            return {"type": "http.disconnect"} if seen > self.limit else message
-
-        return await self.app(scope, counted, send)
-
-
 LAUNCH_OPTIONS = {
     "theme": THEME,
     "css": CSS,
     "footer_links": ["api"],
-    "max_file_size": "5mb",
     "allowed_paths": [],
     "blocked_paths": blocked_paths(),
 }
 
 
-def launch_options() -> dict:
-    """LAUNCH_OPTIONS plus the request-size limit (a fresh dict each time: Gradio adds to app_kwargs at
-    every launch)."""
-    return {**LAUNCH_OPTIONS, "app_kwargs": {"middleware": [Middleware(BodyLimit, limit=MAX_REQUEST_BYTES)]}}
+def launch_options(limits: Limits = LOCAL_LIMITS) -> dict:
+    """LAUNCH_OPTIONS plus the limits on requests and uploads for `limits` (the app's ctx.limits). A
+    fresh dict each time: Gradio adds to app_kwargs at every launch."""
+    uploads = UploadLimits.for_limits(limits)
+    middleware = Middleware(BodyLimit, limit=MAX_REQUEST_BYTES, uploads=uploads)
+    return {**LAUNCH_OPTIONS, "max_file_size": uploads.file_bytes, "app_kwargs": {"middleware": [middleware]}}

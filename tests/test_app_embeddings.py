@@ -50,3 +50,18 @@ def test_pca_pairs_and_colours():
     assert embeddings.extreme_pairs(embeddings.cosine_matrix(emb)) == ((0, 1), (0, 2))
     assert embeddings.cell_color(1.0)[1] == "#ffffff" and embeddings.cell_color(-0.5)[0].startswith("rgb")
     assert embeddings.two_decimals(-0.001) == "0.00" and embeddings.two_decimals(0.456) == "0.46"
+
+
+@pytest.mark.parametrize(
+    "text, pooling, choice, message",
+    [
+        (["one", "two"], "mean", "default", "The sentences must be text, not a list"),
+        ({"a": 1}, "mean", "default", "The sentences must be text, not an object"),
+        ("one\ntwo", ["mean"], "default", "The pooling must be text, not a list"),
+        ("one\ntwo", "mean", 3, "The model choice must be text, not a number"),
+        ("one\ntwo", "mean", {"path": "x"}, "The model choice must be text, not an object"),
+    ],
+)
+def test_embed_refuses_inputs_of_the_wrong_type(ctx, text, pooling, choice, message):
+    with pytest.raises(UIError, match=message):
+        embeddings.embed_sentences(ctx, text, pooling, choice, Session())

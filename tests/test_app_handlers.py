@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 
 from mtl_app.context import UIError
-from mtl_app.handlers import shows_errors
+from mtl_app.handlers import notify, shows_errors
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # gr.Warning outside a request only warns
 
@@ -55,3 +55,18 @@ def test_a_streaming_handler_stays_a_generator_and_ends_with_the_message():
     assert "request" in inspect.signature(handler).parameters  # Gradio still passes the gr.Request
     updates = list(handler(2, None))
     assert updates[0] == ("step 1", 1) and updates[1][0] == "⚠ stopped at 2" and is_skip(updates[1][1])
+
+
+def test_a_pop_up_shows_markup_from_a_visitor_as_text(monkeypatch):
+    shown = []
+    monkeypatch.setattr(gr, "Warning", shown.append)
+
+    @shows_errors(outputs=2)
+    def handler(choice):
+        raise UIError(f"{choice!r} is not a model name.")
+
+    _, status = handler("<img src=x onerror=alert(1)><b>x</b>")
+    assert shown == ["'&lt;img src=x onerror=alert(1)&gt;&lt;b&gt;x&lt;/b&gt;' is not a model name."]
+    assert "'\\<img src=x onerror=alert(1)\\>\\<b\\>x\\</b\\>'" in status  # Markdown escaped: shown as text
+    notify("a & b < c")
+    assert shown[-1] == "a &amp; b &lt; c"
