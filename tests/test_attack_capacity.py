@@ -99,10 +99,10 @@ def test_a_training_flood_leaves_predictions_answering(server):
     finally:
         done.set()
         worker.join(timeout=120)
-    assert all(r.status_code == 200 for r in joined)
-    assert held <= ctx.training_gate.capacity == 2 * ctx.training_gate.slots
     assert not errors, errors[:3]
     assert len(latencies) >= 5 and statistics.median(latencies) < 1.0, latencies
+    assert all(r.status_code == 200 for r in joined)  # each submission answered (refused with a message)
+    assert held <= ctx.training_gate.capacity == 2 * ctx.training_gate.slots
     stop_all(ctx)
 
 
