@@ -7,6 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
+from .bounded_json import JSONLimitError, parse_json
 from .errors import DataError
 from .io import write_atomic
 
@@ -127,7 +128,9 @@ def read_results(path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: no such results file (python -m mtl sweep writes one)")
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = parse_json(path.read_text(encoding="utf-8"))
+    except JSONLimitError as e:
+        raise DataError(f"{path}: line {e.lineno}: {e.msg}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(f"{path}: not a results file ({e})") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("runs"), list):

@@ -64,3 +64,16 @@ def test_readme_sweep_figures_come_from_the_results():
     figures = re.findall(r"\d\.\d{3} ± \d\.\d{3}", readme)
     assert len(figures) >= 20
     assert [f for f in figures if f not in table] == []
+
+
+def test_a_hostile_results_file_is_one_data_error(tmp_path):
+    from mtl.errors import DataError
+    from mtl.results import read_results
+
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"runs": ' + "[" * 5000 + "]" * 5000 + "}")
+    huge = tmp_path / "huge.json"
+    huge.write_text('{"runs": [], "seeds": ' + "9" * 10000 + "}")
+    for path in (deep, huge):
+        with pytest.raises(DataError, match=f"{path.name}: line 1"):
+            read_results(path)

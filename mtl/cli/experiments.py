@@ -27,6 +27,7 @@ def add_commands(sub) -> None:
     sw.add_argument("--test", default=SHIPPED_SPLITS[2])
     sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same seeds/epochs)")
     sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
+    sw.add_argument("--model", default=DEFAULT_BASE_MODEL, help="base model: 'default', a Hugging Face id or a folder")
     sw.set_defaults(run=run_sweep)
 
     lg = sub.add_parser("logme", help="rank encoders, pooling modes and layers by LogME, without training")
@@ -48,6 +49,7 @@ def add_commands(sub) -> None:
 
 
 def run_sweep(args) -> int:
+    from ..config import ModelConfig
     from ..data import Dataset, load_labelled
     from ..errors import ConfigError
     from ..results import read_results, summary_of, write_results
@@ -57,6 +59,7 @@ def run_sweep(args) -> int:
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
     test_data = load_labelled(args.test, label_sets=train_data.tasks)
     loro = "loro" in args.sweeps
+    model_config = ModelConfig(base_model=args.model)
     if loro and args.sweeps != ["loro"]:
         raise ConfigError("run --sweeps loro on its own (its results file has another shape)")
     command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
@@ -71,10 +74,27 @@ def run_sweep(args) -> int:
     if loro:
         configs = [c for c in sweep_configs()["loro"] if not args.only or any(o in c["name"] for o in args.only)]
         everything = Dataset.concat([train_data, val_data, test_data])
-        runs_iter = run_loro(configs, args.seeds, args.epochs, train_data, val_data, everything, previous=previous)
+        runs_iter = run_loro(
+            configs,
+            args.seeds,
+            args.epochs,
+            train_data,
+            val_data,
+            everything,
+            model_config=model_config,
+            previous=previous,
+        )
     else:
         runs_iter = run_sweeps(
-            args.sweeps, args.seeds, args.epochs, train_data, val_data, test_data, previous=previous, only=args.only
+            args.sweeps,
+            args.seeds,
+            args.epochs,
+            train_data,
+            val_data,
+            test_data,
+            model_config=model_config,
+            previous=previous,
+            only=args.only,
         )
     for kind, payload in runs_iter:
         if kind == "run":
