@@ -5,6 +5,7 @@ import gradio as gr
 
 from .context import AppContext, accuracy_line
 from .results_view import load_results, measured_markdown
+from .train_run import format_seconds, time_limit
 
 FREEZE_SCENARIOS = [
     (
@@ -47,6 +48,25 @@ def heads_diagram(ctx: AppContext) -> str:
         + f"─▶ {'head.' + t:<{width}} ─▶ {len(labels)} probabilities"
         for i, (t, labels) in enumerate(ctx.tasks.items())
     )
+
+
+def sharing_markdown(ctx: AppContext) -> str:
+    """What one visitor may use of the shared machine: the limits in force (ctx.limits, the gate)."""
+    limits, gate = ctx.limits, ctx.training_gate
+    sentences = f"{limits.train_sentences:,}" if limits.train_sentences else "all the"
+    spoof = " A model another visitor saved says so in the picker." if ctx.public else ""
+    return f"""
+## Sharing this app
+Everyone here shares one machine, so what one visitor can take is capped (these are the limits in force):
+- **Training** (a run, a live sweep or LogME): {gate.slots} at a time and {gate.capacity - gate.slots} more \
+waiting its turn; beyond that, Start says the app is busy and predictions go on as usual. A run stops after \
+{format_seconds(time_limit(ctx))} (keeping what it learned so far), and one that waits is dropped when its page \
+closes. Up to {limits.max_epochs} epochs ({limits.max_epochs_heads_only} with the whole encoder frozen) and \
+{sentences} training sentences per run.
+- **Trained models** stay in memory for the {limits.session_models} sessions that trained most recently.
+- **Saved models**: {limits.session_saved_models} per browser session and {limits.saved_models} in all; you can \
+delete the ones you saved.{spoof}
+"""
 
 
 def about_markdown(ctx: AppContext) -> str:
@@ -106,7 +126,7 @@ train, 336 to validate, 336 held out for testing. The shipped model was trained 
 Everything here is also a command (`python -m mtl predict --text "..."`, `python -m mtl train ...`), and
 every button is an API endpoint: see "Use via API" at the bottom of the page, or
 `gradio_client.Client(url).predict("Not bad at all for a budget airline.", "default", api_name="/predict")`.
-"""
+{sharing_markdown(ctx)}"""
 
 
 def build_tab(ctx: AppContext) -> None:

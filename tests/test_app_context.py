@@ -69,3 +69,58 @@ def test_an_evicted_session_model_is_freed_at_once_not_by_the_garbage_collector(
         assert sum(w() is not None for w in weights) == 0
     finally:
         gc.enable()
+
+
+def test_training_admission_takes_turns_and_refuses_beyond_its_bound():
+    import threading
+    import types
+
+    from mtl_app.admission import TrainingGate, TrainingRefused
+
+    gate = TrainingGate(slots=1)
+    a, b, c = Session(), Session(), Session()
+    first, second = gate.admit(a), gate.admit(b, "sweep")
+    assert gate.capacity == 2 and (first.ahead(), second.ahead()) == (0, 1)
+    with pytest.raises(TrainingRefused, match="already has a sweep"):
+        gate.admit(b)  # one place per session, whatever it runs
+    with pytest.raises(TrainingRefused, match="busy: 2 training runs"):
+        gate.admit(c)
+    stop = threading.Event()
+    waiting = second.waiting(stop, tick=0.01)
+    assert next(waiting) == 1  # its place, once a tick, while it waits
+    first.release()
+    assert list(waiting) == [] and second.ahead() == 0  # its turn
+    with gate.admit(c) as third:  # the released place is free again
+        assert third.ahead() == 1
+    assert gate.tickets() == [second]
+
+    # a waiting run whose updates nobody reads is dropped before it starts
+    unread = types.SimpleNamespace(qsize=lambda: 3)
+    blocks = types.SimpleNamespace(_queue=types.SimpleNamespace(pending_messages_per_session={"gone": unread}))
+    app = types.SimpleNamespace(get_blocks=lambda: blocks)
+    request = types.SimpleNamespace(session_hash="gone", request=types.SimpleNamespace(app=app))
+    ghost = gate.admit(c)
+    assert list(ghost.waiting(stop, request, tick=0.01)) == [] and ghost.abandoned
+    assert gate.tickets() == [second]
+
+
+def test_the_picker_says_whose_saved_model_it_is(ctx, tmp_path):
+    from mtl_app.context import PUBLIC_LIMITS
+
+    pub = ctx.with_limits(PUBLIC_LIMITS)
+    for name in ("mine", "theirs", "shipped-here"):
+        (ctx.saved_dir / name).mkdir()
+        (ctx.saved_dir / name / "mtl.json").write_text("{}")
+    me, them = Session(), Session()
+    pub.note_saved(me, "mine")
+    pub.note_saved(them, "theirs")
+    labels = dict((v, label) for label, v in pub.choices(me))
+    assert labels["mine"] == "mine (saved by you)" and labels["theirs"] == "theirs (saved by a visitor)"
+    assert labels["shipped-here"] == "shipped-here"  # in the folder before the app started
+    assert dict((v, label) for label, v in ctx.choices(me))["theirs"] == "theirs"  # locally: your own machine
+    pub.forget_saved(me, "mine")
+    assert me.saved == []
+    for name in ("mine", "theirs", "shipped-here"):
+        import shutil
+
+        shutil.rmtree(ctx.saved_dir / name)

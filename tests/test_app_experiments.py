@@ -118,3 +118,24 @@ def test_live_logme_scores_every_layer_of_the_chosen_model(ctx):
         next(experiments.live_logme(ctx, "default", Session(), 5000))
     with pytest.raises(UIError, match="no trained model yet"):
         next(experiments.live_logme(ctx, SESSION_MODEL, Session(), 64))
+
+
+def test_live_logme_lets_predictions_use_the_model_between_chunks(ctx, monkeypatch):
+    """LogME encodes LOGME_CHUNK sentences at a time under the model's lock and pauses while visitors
+    predict: predictions that need the same model get it between chunks, long before LogME ends."""
+    import threading
+    import time
+
+    monkeypatch.setattr(experiments, "LOGME_CHUNK", 32)
+    updates = []
+    worker = threading.Thread(target=lambda: updates.extend(experiments.live_logme(ctx, "default", Session(), 128)))
+    worker.start()
+    served = []
+    while worker.is_alive():
+        ctx.note_request()  # what a prediction does, then it takes the model
+        with ctx.model_lock(ctx.default_model):
+            served.append(len(updates))  # LogME's progress when this prediction ran
+        time.sleep(0.02)
+    chunks = 128 // experiments.LOGME_CHUNK
+    assert len(updates) == chunks + 1 and updates[-1][1] is not None
+    assert len({n for n in served if n < chunks}) >= chunks // 2  # served between chunks, all along

@@ -185,3 +185,52 @@ def test_a_saved_model_with_trained_layers_predicts_as_the_session_model(ctx):
     text = ["The striker scored twice.", "Shares fell sharply."]
     for task in ctx.tasks:
         assert torch.allclose(loaded.predict_proba(text)[task], s.model.predict_proba(text)[task], atol=1e-5)
+
+
+def test_pace_stops_at_the_time_limit_after_one_step_and_yields_to_predictions(ctx):
+    import threading
+    import time
+
+    stop = threading.Event()
+    pace = train_run.Pace(ctx, stop, seconds=0)
+    assert not pace.is_set()  # the first look never stops: a run always does one step
+    assert pace.is_set() and pace.timed_out
+    pace = train_run.Pace(ctx, stop, seconds=60)
+    pace.is_set()
+    time.sleep(0.1)  # a step's work
+    ctx.note_request()  # a visitor is predicting
+    t0 = time.monotonic()
+    assert not pace.is_set()
+    assert time.monotonic() - t0 >= train_run.YIELD_TO_REQUESTS * 0.1 * 0.9  # paused for them
+    stop.set()
+    assert pace.is_set() and not pace.timed_out
+
+
+def test_a_session_saves_up_to_its_quota_and_deletes_only_its_own(ctx):
+    import dataclasses
+
+    small = ctx.with_limits(dataclasses.replace(ctx.limits, session_saved_models=2, saved_models=3))
+    a, b = Session(), Session()
+    run(small, a)
+    run(small, b)
+    assert train_save.save_session_model(small, a, "quota-1") == "quota-1"
+    assert train_save.save_session_model(small, a, "quota-2") == "quota-2"  # the same model: counts again
+    with pytest.raises(UIError, match="already keeps 2 saved models"):
+        train_save.save_session_model(small, a, "quota-3")
+    assert train_save.save_session_model(small, b, "quota-b") == "quota-b"
+    with pytest.raises(UIError, match="holds 3 saved models"):
+        train_save.save_session_model(small, b, "quota-b2")  # the app's cap, reached by two sessions
+    for name in ("quota-1", "default", "../quota-1", ""):
+        with pytest.raises(UIError):
+            train_save.delete_saved_model(small, b, name)
+    with pytest.raises(UIError, match="must be text"):
+        train_save.delete_saved_model(small, b, ["quota-b"])
+    small.resolve("quota-1", a)  # loaded and cached: deleting it drops the cache entry too
+    assert train_save.delete_saved_model(small, a, "quota-1") == "quota-1"
+    assert "quota-1" not in small.saved_models() and a.saved == ["quota-2"]
+    assert not any(p.name.startswith(".deleting-") for p in small.saved_dir.iterdir())
+    with pytest.raises(UIError, match="no saved model"):
+        small.resolve("quota-1", a)
+    assert train_save.save_session_model(small, a, "quota-3") == "quota-3"  # its place back
+    for s, name in ((a, "quota-2"), (a, "quota-3"), (b, "quota-b")):
+        train_save.delete_saved_model(small, s, name)
