@@ -1,7 +1,8 @@
 """Load test, run by hand: many concurrent gradio_client clients against the app on this machine,
-compared with a no-op Gradio endpoint measured in the same run, with and without a training run.
+compared with a no-op Gradio endpoint measured in the same run, with and without a training run, and
+under attack.
 
-    python bench/load_test.py [--clients 20] [--requests 15] [--rounds 2]
+    python bench/load_test.py [--clients 20] [--requests 15] [--rounds 2] [--public]
 
 Everything is on 127.0.0.1 and bounded: a fixed number of requests per client, a deadline per phase;
 the servers are subprocesses on free ports, stopped at the end. Saved models go to a temporary
@@ -10,8 +11,11 @@ folder, never to checkpoints/.
 Two servers start: the app (app.build_demo on the shipped model, as `python app.py` serves it) and
 a no-op app whose /predict has the app's inputs and outputs but does no work (it returns fixed
 values), with Gradio's default settings. Two conditions: "idle" (nothing else runs) and "training"
-(one client keeps a training run going in the app: bottom:4, 1,632 sentences, 3 epochs; a new run
-starts when one ends; measured once it is past its first step). In each condition the no-op phase
+(one client keeps a training run going in the app: bottom:4, 1,632 sentences (640 with --public), 3 epochs; a new run
+starts when one ends; measured once it is past its first step) and "attack" (the app only, while
+bench/attack.py's hostile visitors run: malformed predictions, a flood of training submissions from
+made-up sessions, a big upload; the honest clients' errors and their requests/s against the app's own
+idle phase are what count: goals 0 errors and >= 0.8x). In each condition the no-op phase
 and the app phase, in turn, the order alternating by round; all of it `--rounds` times, so drifting
 background load hits both alike. Each phase: `--clients` clients, each its own
 session, send `--requests` predictions one after another, all starting together. Reported per
@@ -29,6 +33,7 @@ import sys
 import threading
 import time
 
+from attack import Attackers, summary
 from common import ROOT, save, table
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -42,9 +47,10 @@ from mtl_app.context import AppContext
 from mtl_app.server import launch_options
 predict.PREDICT_BATCH, predict.PREDICT_CONCURRENCY = {batch}, {concurrency}
 train_run.YIELD_TO_REQUESTS = {yield_factor}
-ctx = AppContext(device="cpu", saved_dir=tempfile.mkdtemp(prefix="mtl-load-"))
+ctx = AppContext(device="cpu", saved_dir=tempfile.mkdtemp(prefix="mtl-load-"), public={public})
 demo = app.build_demo(ctx)
-demo.launch(server_name="127.0.0.1", server_port={port}, prevent_thread_lock=True, quiet=True, **launch_options())
+opts = launch_options(ctx.limits)
+demo.launch(server_name="127.0.0.1", server_port={port}, prevent_thread_lock=True, quiet=True, **opts)
 print("ready", flush=True)
 demo.block_thread()
 """
@@ -97,6 +103,7 @@ def start_server(code: str, batch: int = 0, timeout: float = 180) -> tuple[subpr
                 batch=batch,
                 concurrency=ARGS.concurrency,
                 yield_factor=ARGS.yield_factor,
+                public=ARGS.public,
             ),
         ],
         stdout=subprocess.PIPE,
@@ -179,7 +186,10 @@ def keep_training(url: str, stop: threading.Event, log: list) -> None:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
-    args = ("default", "pretrained", BACKBONE_BOTTOM4, 3, 32, 5e-5, 5e-3, "joint", 1632)
+    from mtl_app.context import PUBLIC_LIMITS
+
+    sentences = PUBLIC_LIMITS.train_sentences if ARGS.public else 1632  # all of data/train.csv locally
+    args = ("default", "pretrained", BACKBONE_BOTTOM4, 3, 32, 5e-5, 5e-3, "joint", sentences)
     while not stop.is_set():
         job = TRAINING["job"] = client.submit(*args, api_name="/train")
         while not job.done() and not stop.is_set():
@@ -212,8 +222,12 @@ def parse_args():
     p.add_argument("--requests", type=int, default=15, help="predictions per client per phase")
     p.add_argument("--rounds", type=int, default=2, help="times each (condition, server) phase runs, alternating")
     p.add_argument("--phase-seconds", type=float, default=120, help="deadline of one phase")
-    p.add_argument("--no-training", action="store_true", help="only the phases without a training run")
+    p.add_argument("--no-training", action="store_true", help="no phases with a training run")
     p.add_argument("--only-training", action="store_true", help="only the phases with a training run")
+    p.add_argument("--no-attack", action="store_true", help="no phases under attack")
+    p.add_argument("--public", action="store_true", help="the app with the public limits (python app.py --public)")
+    p.add_argument("--flood", type=int, default=70, help="training submissions per flood (attack)")
+    p.add_argument("--upload-mb", type=float, default=20.0, help="size of the attack's big upload")
     p.add_argument(
         "--batch",
         type=int,
@@ -233,8 +247,30 @@ def parse_args():
     return args
 
 
+def attacked_phases(r, urls, runs, attacks) -> None:
+    """One round under attack: each app's phase while bench/attack.py's attackers run against it."""
+    for name, url in urls.items():
+        attackers = Attackers(url, flood=ARGS.flood, upload_mb=ARGS.upload_mb)
+        attackers.start()
+        time.sleep(3.0)  # the flood under way
+        try:
+            res = phase(url, ARGS.clients, ARGS.requests, time.monotonic() + ARGS.phase_seconds)
+        finally:
+            attackers.stop()
+        runs[("attack", name)].append(res)
+        attacks.append({"round": r + 1, "server": name, **attackers.report()})
+        print(
+            f"round {r + 1}   attack {name:>5}: {res['rps']:.1f} req/s, median {res['median_ms'] or 0:.0f} ms, "
+            f"p95 {res['p95_ms'] or 0:.0f} ms, honest errors {res['errors']} {res['error_samples'][:1]}\n"
+            f"    attackers saw: {summary(attackers.report())}",
+            file=sys.stderr,
+        )
+
+
 def run_condition(r, condition, urls, noop_url, runs, train_log) -> None:
     """One round of one condition: every server's phase, with a training run going on in each app if asked."""
+    if condition == "attack":
+        return attacked_phases(r, urls, runs, ATTACKS)
     stop, trainers = threading.Event(), []
     if condition == "training":
         for url in urls.values():
@@ -284,10 +320,15 @@ def run_phases(apps: dict, conditions: list, runs: dict, train_log: list) -> Non
 
 def report(total: dict, apps: dict, conditions: list, train_log: list) -> dict:
     """Print the table and the app / no-op ratios; return the ratios."""
+    meanwhile = {
+        "idle": "nothing else",
+        "training": "one training run going on in the app",
+        "attack": "malformed requests, a training flood, a big upload",
+    }
     rows = [
         [
             name,
-            "one training run going on in the app" if c == "training" else "nothing else",
+            meanwhile[c],
             f"{t['rps']:.1f}",
             f"{t['median_ms']:.0f}",
             f"{t['p95_ms']:.0f}",
@@ -296,10 +337,14 @@ def report(total: dict, apps: dict, conditions: list, train_log: list) -> dict:
         for (c, name), t in total.items()
     ]
     print(table(["server", "meanwhile", "requests/s", "median ms", "p95 ms", "errors"], rows))
-    ratios = {f"{a}, {c}": total[(c, a)]["rps"] / total[(c, "no-op")]["rps"] for c in conditions for a in apps}
-    if len(conditions) == 2:
+    compared = [c for c in conditions if c != "attack"]
+    ratios = {f"{a}, {c}": total[(c, a)]["rps"] / total[(c, "no-op")]["rps"] for c in compared for a in apps}
+    if {"idle", "training"} <= set(conditions):
         for a in apps:
             ratios[f"{a} training / no-op idle"] = total[("training", a)]["rps"] / total[("idle", "no-op")]["rps"]
+    if {"idle", "attack"} <= set(conditions):
+        for a in apps:  # honest throughput under attack against the same app idle (goal >= 0.8)
+            ratios[f"{a} under attack / {a} idle"] = total[("attack", a)]["rps"] / total[("idle", a)]["rps"]
     for k, v in ratios.items():
         print(f"app / no-op ({k}): {v:.2f}x")
     print(
@@ -315,9 +360,10 @@ def main():
     ARGS = parse_args()
     apps = {("app" if len(ARGS.batch) == 1 else f"app, batch {b}"): b for b in ARGS.batch}
     conditions = ["idle"] * (not ARGS.only_training) + ["training"] * (not ARGS.no_training)
+    conditions += ["attack"] * (not (ARGS.no_attack or ARGS.only_training))
     if len(apps) > 1 and "training" in conditions:
         raise SystemExit("compare several --batch values with --no-training (one training run per app otherwise)")
-    runs = {(c, name): [] for c in conditions for name in ("no-op", *apps)}
+    runs = {(c, name): [] for c in conditions for name in ("no-op", *apps) if not (c == "attack" and name == "no-op")}
     train_log = []
     run_phases(apps, conditions, runs, train_log)
     total = {key: merge(res) for key, res in runs.items()}
@@ -332,6 +378,8 @@ def main():
             "predict_batch": ARGS.batch,
             "predict_concurrency": ARGS.concurrency,
             "yield_to_requests": ARGS.yield_factor,
+            "public": ARGS.public,
+            "attacks": ATTACKS,
             "training_log": train_log,
             "phases": {f"{c} {name}": res for (c, name), res in runs.items()},
             "total": {f"{c} {name}": t for (c, name), t in total.items()},
@@ -343,6 +391,7 @@ def main():
 
 
 ARGS = None
+ATTACKS = []  # what the attackers saw, per round and app
 
 if __name__ == "__main__":
     main()

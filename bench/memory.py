@@ -2,7 +2,7 @@
 (mtl_app/, as the Gradio handlers call them), read from /proc/self/status (VmRSS now, VmHWM the
 peak so far). Linux only; run by hand:
 
-    python bench/memory.py [--runs 10] [--sentences 256] [--public]
+    python bench/memory.py [--runs 10] [--sentences 256] [--public] [--collect]
 
 1. Predictions: the app context on the shipped model serves 600 predictions (one at a time, in
    batches of 16 as Gradio's request batching hands them over, and Embeddings requests).
@@ -12,8 +12,11 @@ peak so far). Linux only; run by hand:
    Limits.session_models of them (mtl_app/context.py); older ones are released, so memory levels off.
 
 Each run is short: the app's default freeze (embeddings + layers 0-3 frozen), 1 epoch, `--sentences`
-sentences, starting alternately from the pretrained encoder and from the session's model.
-Writes bench/results/memory.json (memory-public.json with --public).
+sentences, starting alternately from the pretrained encoder and from the session's model. Nothing calls
+the garbage collector: a released model must be freed the moment its last reference goes
+(mtl_app.context.freed_when_dropped), as it is in the app. With --collect, gc.collect() runs after every
+run (how this was measured before the models were freed deterministically), for comparison.
+Writes bench/results/memory.json (memory-public.json with --public; -collect added with --collect).
 """
 
 import argparse
@@ -57,7 +60,9 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--sentences", type=int, default=256)
     p.add_argument("--public", action="store_true", help="the public-link limits (4 session models, not 8)")
+    p.add_argument("--collect", action="store_true", help="gc.collect() after every run (the old measurement)")
     args = p.parse_args()
+    collect = gc.collect if args.collect else (lambda: None)
     t0 = time.time()
     start = status_mb()
     saved = tempfile.mkdtemp(prefix="mtl-mem-")
@@ -74,26 +79,26 @@ def main():
         assert all(isinstance(r, dict) for r in predict_many(ctx, batch))
     for _ in range(5):
         embed_sentences(ctx, EMBED_EXAMPLE, "mean", "default", None)
-    gc.collect()
+    collect()
     serving = status_mb()
     print(f"after 600 predictions and 5 embedding requests: {serving}")
 
     one_session, rows_one = Session(), []
     for k in range(args.runs):
         status = train_once(ctx, one_session, k, args.sentences)
-        gc.collect()
+        collect()
         m = status_mb()
         rows_one.append({"run": k + 1, **m, "status": status})
         print(f"one session, run {k + 1}: {m}  {status}", flush=True)
     one_session = None
-    gc.collect()
+    collect()
 
     sessions, rows_many = [], []
     for k in range(args.runs):
         s = Session()
         sessions.append(s)  # every visitor's session stays alive, as Gradio holds it
         status = train_once(ctx, s, 0, args.sentences)
-        gc.collect()
+        collect()
         m = status_mb()
         held = sum(x.model is not None for x in sessions)
         rows_many.append({"run": k + 1, **m, "models_held": held, "status": status})
@@ -109,9 +114,11 @@ def main():
         )
     )
     path = save(
-        "memory-public" if args.public else "memory",
+        ("memory-public" if args.public else "memory") + ("-collect" if args.collect else ""),
         {
             "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
+            "gc_collect_after_each_run": args.collect,
+            "gc_collections": [s["collections"] for s in gc.get_stats()],
             "runs": args.runs,
             "sentences": args.sentences,
             "freeze": FROZEN,

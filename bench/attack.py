@@ -1,0 +1,119 @@
+"""The hostile visitors of bench/load_test.py's "attack" condition, each a thread that runs until told
+to stop, through the raw HTTP API (as a script that skips the page would), on 127.0.0.1 only:
+
+- malformed predictions: /predict with a model choice that is not text (a number, a list, an object),
+  one after another, each read to its end;
+- a training flood: every `--flood-every` seconds, `--flood` /train submissions from as many made-up
+  sessions, spread over a few seconds, nobody listening to any of them;
+- a big upload: a `--upload-mb` MB file posted to the upload route (and to a look-alike path) once a
+  second.
+
+Each returns what it saw, counted by answer (HTTP status, or the queue's event): Attackers.report().
+"""
+
+import collections
+import json
+import threading
+import time
+import uuid
+
+import httpx
+
+TEXT = "The minister resigned in disgrace after the expenses scandal."
+NOT_TEXT = [42, ["default"], {"model": "default"}]  # model choices that are not a name
+HEAVY_RUN = ["default", "pretrained", [], 3, 8, 5e-5, 5e-3, "joint", 640]  # the costliest run a form allows
+
+
+def api_index(url: str, api_name: str) -> int:
+    """The fn_index a raw call needs, read from the page's config as a browser does."""
+    config = httpx.get(url + "config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
+
+
+class Attackers:
+    """The three attacks on one app, in threads: start(), then stop() and report()."""
+
+    def __init__(self, url: str, flood: int = 70, flood_every: float = 20.0, upload_mb: float = 20.0):
+        self.url, self.flood, self.flood_every = url, flood, flood_every
+        self.upload = b"x" * int(upload_mb * 1_000_000)
+        self.seen = {name: collections.Counter() for name in ("malformed", "flood", "upload")}
+        self._stop, self._lock, self._threads = threading.Event(), threading.Lock(), []
+
+    def count(self, attack: str, answer) -> None:
+        with self._lock:
+            self.seen[attack][str(answer)] += 1
+
+    def start(self) -> None:
+        for target in (self.malformed, self.training_flood, self.big_upload):
+            self._threads.append(threading.Thread(target=target, daemon=True))
+            self._threads[-1].start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def report(self) -> dict:
+        return {name: dict(counter) for name, counter in self.seen.items()}
+
+    def malformed(self) -> None:
+        """/predict with a model choice that is not text, read to its end, one after another."""
+        k = 0
+        with httpx.Client(timeout=60) as http:
+            while not self._stop.is_set():
+                choice = NOT_TEXT[k % len(NOT_TEXT)]
+                k += 1
+                try:
+                    r = http.post(self.url + "gradio_api/call/predict", json={"data": [TEXT, choice]})
+                    if r.status_code != 200:
+                        self.count("malformed", r.status_code)
+                        continue
+                    event = r.json()["event_id"]
+                    with http.stream("GET", self.url + f"gradio_api/call/predict/{event}") as stream:
+                        last = [line for line in stream.iter_lines() if line.startswith("event:")][-1:]
+                    self.count("malformed", last[0][6:].strip() if last else "no answer")
+                except (httpx.HTTPError, ValueError, KeyError) as e:
+                    self.count("malformed", type(e).__name__)
+
+    def training_flood(self) -> None:
+        """`flood` /train submissions from made-up sessions over ~5 s, every `flood_every` s, unread."""
+        index = api_index(self.url, "train")
+        with httpx.Client(timeout=30) as http:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                for _ in range(self.flood):
+                    body = {
+                        "data": [None, *HEAVY_RUN],
+                        "fn_index": index,
+                        "session_hash": uuid.uuid4().hex,
+                        "event_data": None,
+                        "trigger_id": None,
+                    }
+                    try:
+                        answer = http.post(self.url + "gradio_api/queue/join", json=body)
+                        self.count("flood", answer.status_code)
+                    except httpx.HTTPError as e:
+                        self.count("flood", type(e).__name__)
+                    if self._stop.wait(5.0 / self.flood):
+                        return
+                self._stop.wait(max(0.0, self.flood_every - (time.monotonic() - started)))
+
+    def big_upload(self) -> None:
+        """A big file to the upload route and to a look-alike path, once a second."""
+        paths = ["gradio_api/upload", "gradio_api/call/upload"]
+        k = 0
+        with httpx.Client(timeout=60) as http:
+            while not self._stop.is_set():
+                path = paths[k % len(paths)]
+                k += 1
+                try:
+                    answer = http.post(self.url + path, files={"files": ("big.csv", self.upload, "text/csv")})
+                    self.count("upload", f"{path.split('/', 1)[1]} {answer.status_code}")
+                except httpx.HTTPError as e:
+                    self.count("upload", f"{path.split('/', 1)[1]} {type(e).__name__}")
+                self._stop.wait(1.0)
+
+
+def summary(report: dict) -> str:
+    """One line per attack: its answers and how many of each."""
+    return "; ".join(f"{name}: {json.dumps(counts, sort_keys=True)}" for name, counts in report.items())
