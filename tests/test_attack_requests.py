@@ -207,8 +207,39 @@ def test_a_file_prediction_lets_another_visitor_in_between_chunks(server, ctx, m
     assert sum(kind == "start" for kind, _ in after[:mine]) <= 1
 
 
+def test_upload_quotas_per_address_and_in_all_slide_with_the_window(monkeypatch):
+    from mtl_app import server
+
+    now = [1000.0]
+    monkeypatch.setattr(server.time, "monotonic", lambda: now[0])
+    log = server.UploadLog(server.UploadLimits(100, client_files=2, client_bytes=150, total_files=3, window=60))
+    assert log.refuse("a", 2, 10)[0] == 413  # two files in one request
+    assert log.refuse("a", 1, 100) is None and log.refuse("a", 1, 60)[0] == 429  # bytes per address
+    assert log.refuse("a", 1, 10) is None and log.refuse("a", 1, 10)[0] == 429  # files per address
+    assert log.refuse("b", 1, 10) is None and log.refuse("c", 1, 10)[0] == 503  # files from everyone
+    now[0] += 61  # an hour (here a minute) later, all of it has expired
+    assert log.refuse("a", 1, 100) is None and log.refuse("c", 1, 10) is None
+
+
+def test_only_gradios_uploads_are_ever_deleted(tmp_path):
+    from gradio.utils import get_upload_folder
+
+    from mtl_app.server import discard_upload
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("not an upload\n")
+    discard_upload(mine)
+    discard_upload({"path": str(mine)})
+    assert mine.is_file()
+    folder = Path(get_upload_folder()) / "0123abcd-test"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "up.txt").write_text("an upload\n")
+    discard_upload(folder / "up.txt")
+    assert not folder.exists()  # the file and its folder, now empty
+
+
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); CI does")
     from playwright.sync_api import sync_playwright
@@ -219,11 +250,18 @@ def page(server):
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1360, "height": 900})
-        page.set_default_timeout(90_000)
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A new visitor's page."""
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    page.set_default_timeout(90_000)
+    page.goto(server)
+    yield page
+    page.close()
 
 
 def test_a_warning_shows_a_visitors_markup_as_text(page):
@@ -233,8 +271,20 @@ def test_a_warning_shows_a_visitors_markup_as_text(page):
     box = page.locator("#model-picker input")
     box.fill(name)
     box.press("Enter")
-    toast = page.locator("[data-testid='toast-text']").filter(has_text="is not a model name")
+    toast = page.locator("[data-testid='toast-text']").filter(has_text="is not a model name").first
     expect(toast).to_be_visible()
     expect(page.locator("img[src='x']")).to_have_count(0)  # no element made of it, in the pop-up or anywhere
     expect(toast.locator("*")).to_have_count(0)
     assert name in toast.inner_text()  # shown as the text it is
+
+
+def test_a_file_uploaded_in_the_browser_is_predicted_then_deleted(page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Predict", exact=True).click()
+    path = tmp_path / "three.txt"
+    path.write_text("The striker scored.\nShares fell.\nThe hotel was lovely.\n")
+    before = upload_folder_files()
+    page.locator("input[type=file]").first.set_input_files(str(path))  # Gradio's own upload, then the event
+    expect(page.get_by_text("3 sentences from")).to_be_visible()
+    assert not {p for p in upload_folder_files() - before if p.name == "three.txt"}
