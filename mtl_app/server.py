@@ -26,6 +26,9 @@ THEME = gr.themes.Soft(
 )
 MAX_REQUEST_BYTES = 2_000_000  # the longest text box (200,000 characters) as JSON, with room to spare
 UPLOAD_ROUTE = f"{API_PREFIX}/upload"  # Gradio 6's one upload route (POST, gradio/routes.py); exact path
+# Gradio's screen-recording route runs ffmpeg on a visitor's video (minutes of CPU for a small, long
+# video); nothing in this app records the screen, so the route is closed
+CLOSED_ROUTES = (f"{API_PREFIX}/process_recording",)
 MULTIPART_BYTES = 16_384  # an upload's form headers and boundaries, beside the files themselves
 
 
@@ -70,8 +73,9 @@ class UploadLog:
             log.popleft()
         return sum(f for _, f, _ in log), sum(b for _, _, b in log)
 
-    def refuse(self, client: str, files: int, size: int) -> tuple[int, str] | None:
-        """(status, reason) when this upload would go over a limit; None (and it is counted) if not."""
+    def refuse(self, client: str, files: int, size: int, count: bool = True) -> tuple[int, str] | None:
+        """(status, reason) when this upload would go over a limit; None (and, with `count`, it is
+        counted) if not."""
         lim, now = self.limits, time.monotonic()
         if files > lim.files_per_request:
             return 413, f"At most {lim.files_per_request} file(s) per upload."
@@ -85,6 +89,8 @@ class UploadLog:
                 f"Upload limit reached: {lim.client_files} files or {lim.client_bytes:,} bytes per "
                 f"{lim.window / 60:.0f} minutes from one address; try again later."
             )
+        if not count:
+            return None
         for entries in (log, self._all):
             entries.append((now, files, size))
         if len(self._clients) > lim.total_files:  # forget the addresses whose uploads have all expired
@@ -138,8 +144,10 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        if scope["method"] == "POST" and route(scope) == UPLOAD_ROUTE:
+        headers, path = dict(scope["headers"]), route(scope)
+        if path in CLOSED_ROUTES:
+            return await refuse(send, 403, "Not available in this app")
+        if scope["method"] == "POST" and path == UPLOAD_ROUTE:
             return await self.upload(scope, headers, receive, send)
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.limit:
@@ -155,15 +163,19 @@ class BodyLimit:
         return await self.app(scope, counted, send)
 
     async def upload(self, scope, headers, receive, send):
-        """Read the upload whole (it is small), count its files, then hand it to Gradio, or refuse it."""
-        limit = self.uploads.limits.request_bytes
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return await refuse(send, 413, f"An upload is at most {self.uploads.limits.file_bytes:,} bytes.")
+        """Read the upload whole (it is small), count its files, then hand it to Gradio, or refuse it.
+        An address already over its quota is refused before a byte of the body is read."""
+        limit, client = self.uploads.limits.request_bytes, (scope.get("client") or ("unknown",))[0]
+        length = headers.get(b"content-length", b"0")
+        too_big = f"An upload is at most {self.uploads.limits.file_bytes:,} bytes."
+        if not length.isdigit() or int(length) > limit:
+            return await refuse(send, 413, too_big)
+        refused = self.uploads.refuse(client, 1, int(length), count=False)
+        if refused:
+            return await refuse(send, *refused)
         body = await read_body(receive, limit)
         if body is None:
-            return await refuse(send, 413, f"An upload is at most {self.uploads.limits.file_bytes:,} bytes.")
-        client = (scope.get("client") or ("unknown",))[0]
+            return await refuse(send, 413, too_big)
         refused = self.uploads.refuse(client, form_parts(headers, body), len(body))
         if refused:
             return await refuse(send, *refused)

@@ -145,6 +145,11 @@ def test_a_big_body_on_a_route_that_merely_ends_in_upload_is_refused(server, rou
     assert httpx.get(server + "gradio_api/info", timeout=30).status_code == 200  # still serving
 
 
+def test_gradios_screen_recording_route_is_closed(server):
+    r = httpx.post(server + "gradio_api/process_recording", files={"video": ("v.mp4", b"\0" * 1000)}, timeout=60)
+    assert r.status_code == 403  # it would run ffmpeg on a visitor's video; this app records nothing
+
+
 def upload(url: str, *files: tuple[str, bytes], address: str = "10.0.0.1") -> httpx.Response:
     """POST files to Gradio's upload route as from `address` (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
     form = [("files", (name, content, "text/plain")) for name, content in files]
