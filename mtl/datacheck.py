@@ -104,9 +104,12 @@ def repeated_phrases(texts: list[str], n: int = 3, max_share: float = 0.005, min
     return sorted(((" ".join(g), c) for g, c in counts.items() if c > limit), key=lambda x: -x[1])
 
 
-def repeated_openings(texts: list[str], n: int = 3, max_count: int = 6):
+def repeated_openings(texts: list[str], n: int = 3, max_count: int = 6, max_share: float = 0.001):
+    """n-word openings used by more than max(max_count, max_share of the texts) sentences: 6 in v1's 2,304,
+    11 in the 11,100 of v1 + v2, where natural openings ("does anyone know") recur more often."""
     counts = Counter(" ".join(normalize(t).split()[:n]) for t in texts if len(normalize(t).split()) > n)
-    return sorted(((o, c) for o, c in counts.items() if c > max_count), key=lambda x: -x[1])
+    limit = max(max_count, int(max_share * len(texts)))
+    return sorted(((o, c) for o, c in counts.items() if c > limit), key=lambda x: -x[1])
 
 
 def skeleton_pairs(texts: list[str], min_words: int = 6, max_changed: int = 2):
@@ -146,6 +149,42 @@ def label_shortcuts(texts: list[str], labels: list, min_count: int = 20, lift: f
             if p >= max(lift * b, b + margin):
                 found.append((f, label, k, n, p, b))
     return sorted(found, key=lambda x: -x[4])
+
+
+def register_tokens(texts: list[str], groups: list, min_count: int = 10, share: float = 0.8) -> set[str]:
+    """Words that mark a register: seen in >= min_count texts, >= `share` of them in one register (@mentions,
+    'lol', 'EUR', 'Q3', star ratings...)."""
+    seen: dict[str, Counter] = defaultdict(Counter)
+    for text, group in zip(texts, groups):
+        for w in set(words(text)):
+            seen[w][group] += 1
+    return {w for w, c in seen.items() if (n := sum(c.values())) >= min_count and max(c.values()) >= share * n}
+
+
+def register_shortcuts(texts: list[str], labels: list, groups: list, folds: int = 5, seed: int = 0) -> dict:
+    """Can a bag-of-words classifier predict the label from register-marking words alone? Cross-validated
+    accuracy from (markers) the register-marking words only, (content) every other word, (register) which
+    register the text is in, and (majority) always the most common label. Markers should not beat content,
+    and should add little over the majority label."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+
+    keep = [i for i, v in enumerate(labels) if v is not None and groups[i] is not None]
+    texts, y, groups = [texts[i] for i in keep], [labels[i] for i in keep], [groups[i] for i in keep]
+    markers = register_tokens(texts, groups)
+    docs = [words(t) for t in texts]
+    views = {
+        "markers": [[w for w in d if w in markers] for d in docs],
+        "content": [[w for w in d if w not in markers] for d in docs],
+        "register": [[f"<{g}>"] for g in groups],
+    }
+    out = {"majority": Counter(y).most_common(1)[0][1] / len(y), "marker_words": len(markers)}
+    for name, tokens in views.items():
+        x = CountVectorizer(analyzer=lambda d: d, binary=True).fit_transform(tokens)
+        model = LogisticRegression(max_iter=1000, C=1.0)
+        out[name] = float(cross_val_score(model, x, y, cv=folds).mean())
+    return out
 
 
 def cell_counts(labels: dict[str, list]) -> Counter:
@@ -203,9 +242,27 @@ def main(argv=None) -> int:
         print(f"label shortcuts for {task}: {len(found)}")
         for f, label, k, n, p, b in found:
             print(f"  {f!r} -> {label}: {k}/{n} = {p:.0%} (base rate {b:.0%})")
+    groups = [g for d in splits.values() for g in (d.groups or [None] * len(d))]
+    if len({g for g in groups if g is not None}) > 1:
+        problems += report_register_shortcuts(everything, merged, groups)
     print("\ncounts per label combination and split:\n" + counts_table(splits))
     print("\nproblems found:", problems)
     return 1 if problems else 0
+
+
+def report_register_shortcuts(texts, merged: dict, groups) -> int:
+    """Print register_shortcuts per task; a problem when register-marking words beat the content words."""
+    problems = 0
+    for task, labels in merged.items():
+        r = register_shortcuts(texts, labels, groups)
+        flag = r["markers"] > r["content"]
+        problems += flag
+        print(
+            f"register shortcuts for {task} ({r['marker_words']} register-marking words): accuracy from the markers "
+            f"{r['markers']:.3f}, from the content {r['content']:.3f}, from the register alone {r['register']:.3f}, "
+            f"majority {r['majority']:.3f}" + ("  <- markers beat content" if flag else "")
+        )
+    return problems
 
 
 if __name__ == "__main__":

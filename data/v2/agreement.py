@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             f"{r['sentiment_agree']:.3f} | {r['sentiment_kappa']:.3f} | "
             f"{r['topic_changed']} / {r['sentiment_changed']} |"
         )
-    table = "\n".join(lines) + "\n" + round2_table(finals)
+    table = "\n".join(lines) + "\n" + round2_table()
     print(table)
     header = "# Agreement of the two independent labellings (before adjudication)\n\n"
     header += "Produced by `python data/v2/agreement.py`; see its docstring for what each column is.\n\n"
@@ -82,16 +82,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def round2_table(finals: dict) -> str:
+def round2_table() -> str:
     """Where a register fell short and its guide was amended: a fresh blind sample (relabel_sample.py
-    --round2) labelled under the amended guide, against the corpus's labels under the same guide."""
+    --round2) labelled under the amended guide, against the corpus's labels under the same guide (frozen in
+    <register>_round2_first.csv as they were when it was labelled)."""
     lines = []
     for path in sorted((HERE / "relabel").glob("*_round2_second.csv")):
         register = path.name.removesuffix("_round2_second.csv")
         second = read_rows(path)
+        first = {r["id"]: r for r in read_rows(path.with_name(f"{register}_round2_first.csv"))}
         cells = []
         for task in TASKS:
-            a = [finals[register][r["id"]][task] for r in second]
+            a = [first[r["id"]][task] for r in second]
             b = [r[task].strip() for r in second]
             cells += [f"{sum(x == y for x, y in zip(a, b)) / len(a):.3f}", f"{cohen_kappa(a, b):.3f}"]
         lines.append(f"| {register} | {len(second)} | " + " | ".join(cells) + " |")

@@ -1,0 +1,114 @@
+"""Corpus v2's guarantees (data/v2/): size and coverage per register, v1 kept as its own register with its
+splits, no leakage across splits, no template traces or label shortcuts over v1 + v2, register-marking
+words that do not beat the content, and the double labelling's agreement. A later edit that breaks one
+fails CI."""
+
+import csv
+import re
+from collections import Counter
+
+import pytest
+from conftest import DATA
+
+from mtl import datacheck as dc
+from mtl.data import load_labelled
+
+V2 = DATA / "v2"
+REGISTERS = {"headlines", "social", "reviews", "financial", "forum", "newsbody"}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {name: load_labelled(V2 / f"{name}.csv") for name in ("train", "val", "test")}
+
+
+@pytest.fixture(scope="module")
+def everything(splits):
+    texts = [t for d in splits.values() for t in d.texts]
+    labels = {task: [v for d in splits.values() for v in d.labels[task]] for task in ("topic", "sentiment")}
+    groups = [g for d in splits.values() for g in d.groups]
+    return texts, labels, groups
+
+
+def test_size_registers_and_cells(everything):
+    texts, labels, groups = everything
+    assert set(groups) == REGISTERS | {"crafted"}
+    new = [i for i, g in enumerate(groups) if g != "crafted"]
+    assert len(new) >= 8000
+    for register in REGISTERS:
+        rows = [i for i in new if groups[i] == register]
+        assert len(rows) >= 1000, register
+        assert {labels["sentiment"][i] for i in rows} == {"positive", "negative", "neutral"}, register
+        assert len({labels["topic"][i] for i in rows}) >= 6, register
+        assert all(3 <= len(texts[i].split()) <= 60 for i in rows), register
+    cells = Counter((labels["topic"][i], labels["sentiment"][i]) for i in new)
+    assert len(cells) == 24 and min(cells.values()) >= 200
+
+
+def test_v1_is_the_crafted_register_in_its_own_splits(splits):
+    for name, d in splits.items():
+        v1 = load_labelled(DATA / f"{name}.csv")
+        crafted = d.only_groups(["crafted"])
+        assert sorted(crafted.texts) == sorted(v1.texts), name
+
+
+def test_every_register_is_split_70_15_15(splits):
+    for register in REGISTERS:
+        sizes = {name: len(d.only_groups([register])) for name, d in splits.items()}
+        total = sum(sizes.values())
+        for name, share in (("train", 0.70), ("val", 0.15), ("test", 0.15)):
+            assert abs(sizes[name] / total - share) < 0.02, (register, name, sizes)
+
+
+def test_no_duplicates_or_near_duplicates_across_splits(splits):
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            exact = {dc.normalize(t) for t in splits[a].texts} & {dc.normalize(t) for t in splits[b].texts}
+            assert not exact, (a, b, sorted(exact)[:5])
+            assert dc.similar_pairs(splits[a].texts, splits[b].texts) == [], (a, b)
+
+
+def test_no_template_traces(everything):
+    texts = everything[0]
+    assert dc.repeated_phrases(texts) == []
+    assert dc.repeated_openings(texts) == []
+    assert dc.skeleton_pairs(texts) == []
+
+
+@pytest.mark.parametrize("task", ["topic", "sentiment"])
+def test_no_label_shortcuts(everything, task):
+    texts, labels, _ = everything
+    assert dc.label_shortcuts(texts, labels[task]) == []
+
+
+@pytest.mark.parametrize("task", ["topic", "sentiment"])
+def test_register_marking_words_do_not_beat_the_content(everything, task):
+    texts, labels, groups = everything
+    r = dc.register_shortcuts(texts, labels[task], groups, folds=3)
+    assert r["marker_words"] > 20  # the registers do have their own words (@, lol, eur, q3, ...)
+    assert r["markers"] < r["content"]
+    if task == "sentiment":  # every register is a third each sentiment: neither its words nor itself tell it
+        assert r["markers"] < r["majority"] + 0.10 and r["register"] < r["majority"] + 0.02
+
+
+def test_agreement_meets_the_bar_on_every_register():
+    """kappa >= 0.8 topic and >= 0.7 sentiment per register, in the latest round of double labelling."""
+    table = (V2 / "agreement.md").read_text(encoding="utf-8")
+    latest = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 6 and re.fullmatch(r"\d+", cells[1]):
+            latest[cells[0]] = (float(cells[3]), float(cells[5]))  # a round-2 row comes later and replaces
+    assert set(latest) == REGISTERS | {"crafted"}
+    for register, (topic, sentiment) in latest.items():
+        assert topic >= 0.8 and sentiment >= 0.7, register
+
+
+def test_the_second_labels_are_blind_and_cover_ten_percent():
+    for register in REGISTERS:
+        with open(V2 / "raw" / f"{register}.csv", encoding="utf-8", newline="") as f:
+            n = sum(1 for _ in csv.DictReader(f))
+        blind = (V2 / "relabel" / f"{register}_blind.csv").read_text(encoding="utf-8").splitlines()
+        assert blind[0] == "id,text"  # no label columns
+        assert len(blind) - 1 >= 0.099 * n, register
