@@ -208,17 +208,18 @@ def predict_many(ctx: AppContext, requests) -> list:
     PASSES.submit(*[item[0] for item in items if not isinstance(item, Exception)])
     out = []
     for item in items:
+        if isinstance(item, Exception):
+            out.append(item)
+            continue
+        job, notes, name = item
         try:
-            if isinstance(item, Exception):
-                raise item
-            job, notes, name = item
             out.append(prediction_result(job.model, job.result()[0], job.texts[0], notes, job.ms, name))
         except Exception as e:
             out.append(as_user_error(e))
     return out
 
 
-def as_user_error(error: Exception) -> UIError:
+def as_user_error(error: Exception) -> MTLError:
     """An error as the message its request's visitor reads (call it in the `except` block)."""
     return error if isinstance(error, MTLError) else UIError(user_message(error))
 
