@@ -602,7 +602,8 @@ def test_public_app_has_the_caps_in_its_controls_and_queue(ctx):
         fn = next(f for f in demo.fns.values() if f.api_name == api)
         assert fn.concurrency_limit is None
     predict_fn = next(f for f in demo.fns.values() if f.api_name == "predict")
-    assert predict_fn.batch and predict_fn.max_batch_size == predict.PREDICT_BATCH
+    # each prediction its own event, so a malformed one fails alone; ForwardPasses batches them (up to 16)
+    assert not predict_fn.batch and predict_fn.concurrency_limit == predict.PREDICT_CONCURRENCY
 
 
 # The command line (more in test_cli.py: missing file, 0 epochs, NaN rate, bad --freeze, empty --text, ...)
