@@ -208,8 +208,9 @@ def test_a_file_prediction_lets_another_visitor_in_between_chunks(server, ctx, m
     mine = after.index(("start", 1))
     file_ends = [i for i, (kind, n) in enumerate(after) if kind == "end" and n > 1]
     assert mine < file_ends[-1]  # the visitor's pass came before the file's last chunk
-    # the chunk running when it arrived, and at most one more (the request's way in through HTTP)
-    assert sum(kind == "start" for kind, _ in after[:mine]) <= 1
+    # chunks started before its own pass: none once it is queued (test_app_predict checks that exactly);
+    # here, from the client's side, one or two while the request made its way in through HTTP
+    assert sum(kind == "start" for kind, _ in after[:mine]) <= 2
 
 
 def test_upload_quotas_per_address_and_in_all_slide_with_the_window(monkeypatch):
