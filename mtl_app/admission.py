@@ -3,20 +3,29 @@ a live sweep, live LogME), whatever started it: the page, the API, a made-up ses
 prepare step.
 
 At most `slots` runs work at once and as many again wait their turn (TRAININGS_PER_SLOT x slots in
-all). A run beyond that is refused at once, with a message: it never sits in Gradio's queue, whose
-max_size counts every event together, so no number of training submissions can fill the queue that
-predictions use. A waiting run shows its place once a second, and a run whose visitor has gone is
-dropped before it starts: Gradio closes it when the page closes or the call is cancelled, and a run
-whose updates nobody reads (a script that submits and never listens) is dropped by `nobody_listening`."""
+all). The place is taken before the run enters Gradio's queue (reserve, the event's validator), so a
+run beyond that is refused with a message and never sits in that queue, whose max_size counts every
+event together: no number of training submissions can fill the queue that predictions use. The run
+then claims its place (admit) and waits for its turn inside its handler, showing its place once a
+second. A run whose visitor has gone is dropped before it starts: Gradio closes it when the page closes
+or the call is cancelled, and a run whose updates nobody reads (a script that submits and never
+listens) is dropped when Listener says so; a place reserved and never claimed (the event left the queue
+before it ran) is given back after RESERVED_SECONDS."""
 
 import dataclasses
 import threading
+import time
+
+import gradio as gr
 
 from mtl.errors import MTLError
 
 TRAININGS_PER_SLOT = 2  # runs admitted per training slot: one working, one waiting its turn
-UNREAD_UPDATES = 3  # a run whose visitor has left this many updates unread is dropped before it starts
+# a run whose visitor has read none of its updates, this many of them, is dropped before it starts (a page
+# that listens falls a few behind at worst: up to 4 measured on a loaded machine)
+UNREAD_UPDATES = 10
 TICK_SECONDS = 1.0  # a waiting run tells its place (and notices Stop) once a tick
+RESERVED_SECONDS = 30.0  # a place reserved before queueing and not claimed by its run within this is given back
 
 
 class TrainingRefused(MTLError):
@@ -31,16 +40,18 @@ class Ticket:
     session: object  # the Session that asked: one place per session
     what: str  # "training run", "sweep", "LogME": for messages
     abandoned: bool = False  # dropped before it started: nobody was listening
+    claimed: bool = True  # False while reserved for a run that has not started yet (see reserve)
+    since: float = dataclasses.field(default_factory=time.monotonic)
 
     def ahead(self) -> int:
         """Runs that start before this one (0: it may start now)."""
         return self.gate.ahead(self)
 
-    def waiting(self, stop: threading.Event, request=None, tick: float = TICK_SECONDS):
+    def waiting(self, stop: threading.Event, listener: "Listener | None" = None, tick: float = TICK_SECONDS):
         """Yields the number of runs ahead, once a `tick`, until this run's turn comes or `stop` is set.
-        When nobody reads the updates, the run is dropped (released, `abandoned` set) instead."""
+        When nobody reads the updates (`listener`), the run is dropped (released, `abandoned` set) instead."""
         while (ahead := self.ahead()) > 0 and not stop.is_set():
-            if nobody_listening(request):
+            if listener is not None and listener.gone():
                 self.abandoned = True
                 self.release()
                 return
@@ -66,27 +77,51 @@ class TrainingGate:
         self._tickets: list[Ticket] = []  # in admission order: the first `slots` work, the others wait
         self._changed = threading.Condition()
 
-    def admit(self, session, what: str = "training run") -> Ticket:
-        """A place for `session`'s run, or TrainingRefused (the session has one already, or all are taken)."""
+    def reserve(self, session, what: str = "training run") -> Ticket:
+        """A place for a run of `session`'s that is about to be queued (its event's validator): the run
+        claims it when it starts (admit). TrainingRefused when the session has a run or all places are
+        taken."""
         with self._changed:
-            held = next((t for t in self._tickets if t.session is session), None)
-            if held is not None:
-                raise TrainingRefused(
-                    f"This session already has a {held.what}, queued or running: wait for it to end or press Stop."
-                )
-            if len(self._tickets) >= self.capacity:
-                raise TrainingRefused(
-                    f"The demo is busy: {self.capacity} training runs (sweeps and LogME included) are running or "
-                    f"waiting, the most it takes at once. Try again in a few minutes; predictions and "
-                    "embeddings work meanwhile."
-                )
-            ticket = Ticket(self, session, what)
-            self._tickets.append(ticket)
-            return ticket
+            return self._new(session, what, claimed=False)
+
+    def admit(self, session, what: str = "training run") -> Ticket:
+        """The place `session` reserved for this run, or a new one; TrainingRefused as for reserve."""
+        with self._changed:
+            held = self._held(session)
+            if held is not None and not held.claimed:
+                held.claimed, held.what = True, what
+                return held
+            return self._new(session, what, claimed=True)
+
+    def _held(self, session) -> Ticket | None:
+        now = time.monotonic()
+        expired = [t for t in self._tickets if not t.claimed and now - t.since > RESERVED_SECONDS]
+        for t in expired:
+            self._tickets.remove(t)
+        if expired:
+            self._changed.notify_all()
+        return next((t for t in self._tickets if t.session is session), None)
+
+    def _new(self, session, what: str, claimed: bool) -> Ticket:
+        held = self._held(session)
+        if held is not None:
+            raise TrainingRefused(
+                f"This session already has a {held.what}, queued or running: wait for it to end or press Stop."
+            )
+        if len(self._tickets) >= self.capacity:
+            raise TrainingRefused(
+                f"The demo is busy: {self.capacity} training runs (sweeps and LogME included) are running or "
+                "waiting, the most it takes at once. Try again in a few minutes; predictions and embeddings "
+                "work meanwhile."
+            )
+        ticket = Ticket(self, session, what, claimed=claimed)
+        self._tickets.append(ticket)
+        return ticket
 
     def tickets(self) -> list[Ticket]:
-        """The runs holding a place, oldest first."""
+        """The runs holding a place (reserved or claimed), oldest first."""
         with self._changed:
+            self._held(None)  # gives back expired reservations
             return list(self._tickets)
 
     def ahead(self, ticket: Ticket) -> int:
@@ -107,15 +142,41 @@ class TrainingGate:
                 self._changed.notify_all()
 
 
-def nobody_listening(request) -> bool:
-    """True when the visitor behind `request` (a gr.Request) has left UNREAD_UPDATES or more updates
-    unread. A page or gradio_client reads its session's updates as they come (Gradio's server-sent
-    events); a script that submits a run and never listens reads none. Gradio keeps those updates in a
-    queue per session that it does not expose: where this Gradio has none, the answer is False (the
-    run is kept), never an error."""
+def validation(inputs: int, refused: Exception | None = None, at: int = 0) -> list[dict]:
+    """What an event's validator returns (gr.validate per input): all valid, or `refused`'s message on
+    input `at`. Gradio then answers the submission with that message (HTTP 422) and never queues it."""
+    return [gr.validate(refused is None or i != at, str(refused or "")) for i in range(inputs)]
+
+
+class Listener:
+    """Is anyone reading a run's updates? A page or gradio_client reads its session's updates as they
+    come (Gradio's server-sent events), perhaps a few behind; a script that submits a run and never
+    listens reads none, so its unread updates only pile up. Gradio keeps them in a queue per session
+    that it does not expose: where this Gradio has none, or there is no request (a direct call), the
+    visitor counts as listening."""
+
+    def __init__(self, request=None):
+        self.request = request
+        self.unread = 0  # updates waiting to be read at the last look
+        self.heard = False  # the pile went down once: someone reads, no need to look again
+
+    def gone(self) -> bool:
+        """True when UNREAD_UPDATES or more updates wait and none was ever read."""
+        if self.heard:
+            return False
+        unread = unread_updates(self.request)
+        if unread is None or unread < self.unread:
+            self.heard = True
+            return False
+        self.unread = unread
+        return unread >= UNREAD_UPDATES
+
+
+def unread_updates(request) -> int | None:
+    """How many updates wait, unread, for the session of `request` (a gr.Request); None if unknown."""
     try:
         pending = request.request.app.get_blocks()._queue.pending_messages_per_session
         updates = pending.get(request.session_hash)
-        return updates is not None and updates.qsize() >= UNREAD_UPDATES
-    except Exception:  # no request (called directly), or another Gradio: keep the run
-        return False
+        return 0 if updates is None else updates.qsize()
+    except Exception:  # no request (called directly), or another Gradio: unknown
+        return None

@@ -157,9 +157,15 @@ class AppContext:
         if slots != self.training_gate.slots and not self.training_gate.tickets():
             self.training_gate = TrainingGate(slots)
 
+    def reserve_training(self, session: Session, what: str = "training run") -> Ticket:
+        """A place for a run about to be queued (its event's validator asks, before Gradio queues it), or
+        a TrainingRefused with the reason; the run claims it with admit_training."""
+        return self.training_gate.reserve(session, what)
+
     def admit_training(self, session: Session, what: str = "training run") -> Ticket:
-        """A place for one run (training, live sweep or live LogME): every path that starts one asks
-        here, and gets a Ticket to release when the run ends, or a TrainingRefused with the reason."""
+        """The place for one run (training, live sweep or live LogME): every path that starts one asks
+        here, and gets its reserved place or a new one (a Ticket to release when the run ends), or a
+        TrainingRefused with the reason."""
         return self.training_gate.admit(session, what)
 
     @property

@@ -13,6 +13,7 @@ from mtl.errors import MTLError
 from mtl.sweep import run_sweeps
 from mtl.transfer import label_arrays, layer_embeddings, task_scores
 
+from .admission import Listener, validation
 from .context import AppContext, Session, UIError, md_escape
 from .handlers import shows_errors
 from .inputs import expect
@@ -61,14 +62,13 @@ def checked_epochs(ctx: AppContext, epochs) -> int:
     return epochs
 
 
-def admitted(ctx: AppContext, session, what: str, request=None):
+def admitted(ctx: AppContext, session, what: str, listener: Listener):
     """Take a place at the training slots for `what` and wait for its turn, yielding a status while
     it waits; returns the Ticket (to release), or None when the run was cancelled or nobody listens."""
-    session = session if session is not None else Session()
     session.sweep_stop = session.sweep_stop or threading.Event()
     ticket = ctx.admit_training(session, what)
     try:
-        for ahead in ticket.waiting(session.sweep_stop, request):
+        for ahead in ticket.waiting(session.sweep_stop, listener):
             yield waiting_status(ahead, what)
         if ticket.abandoned or session.sweep_stop.is_set():
             ticket.release()
@@ -88,12 +88,13 @@ def live_logme(ctx: AppContext, choice, session, sentences, request=None):
     model, name = ctx.resolve(choice, session)
     train, _ = ctx.training_data()
     data = train.sample(sentences, 0)
-    ticket = yield from admitted(ctx, session, "LogME", request)
+    session, listener = session if session is not None else Session(), Listener(request)
+    ticket = yield from admitted(ctx, session, "LogME", listener)
     if ticket is None:
         yield "■ Cancelled before it started.", None
         return
     with ticket:
-        pace, parts = Pace(ctx, session.sweep_stop, time_limit(ctx), request), []
+        pace, parts = Pace(ctx, session.sweep_stop, time_limit(ctx), listener), []
         t0 = time.perf_counter()
         for start in range(0, len(data), LOGME_CHUNK):
             if pace.is_set():
@@ -141,14 +142,14 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, session=None,
     sentences, epochs = checked_sentences(ctx, sentences), checked_epochs(ctx, epochs)
     train, val = ctx.training_data()
     train = train.sample(sentences, 0)
-    session = session if session is not None else Session()
-    ticket = yield from admitted(ctx, session, "sweep", request)
+    session, listener = session if session is not None else Session(), Listener(request)
+    ticket = yield from admitted(ctx, session, "sweep", listener)
     if ticket is None:
         yield "■ Cancelled before it started.", None
         return
     done_runs = []
     with ticket:
-        pace = Pace(ctx, session.sweep_stop, time_limit(ctx), request)
+        pace = Pace(ctx, session.sweep_stop, time_limit(ctx), listener)
         try:
             runs = run_sweeps([sweep], 1, epochs, train, val, val, stop=pace, model_config=ctx.base_config())
             for kind, payload in runs:
@@ -266,6 +267,22 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         for status, table in live_logme(ctx, choice, session, sentences, request):
             yield status, gr.skip() if table is None else table
 
+    def reserve_sweep(sweep_name, sentences, epochs, session, request: gr.Request):
+        """The validator of "sweep": its place at the training slots before Gradio queues it."""
+        try:
+            ctx.reserve_training(session, "sweep")
+        except MTLError as e:
+            return validation(4, e, at=0)
+        return validation(4)
+
+    def reserve_logme(choice, session, sentences, request: gr.Request):
+        """The validator of "logme": its place at the training slots before Gradio queues it."""
+        try:
+            ctx.reserve_training(session, "LogME")
+        except MTLError as e:
+            return validation(3, e, at=2)
+        return validation(3)
+
     def stop_sweep(session):
         if session.sweep_stop is None:
             return "No sweep is running."
@@ -273,11 +290,21 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         return "Stopping after the current run."
 
     ctx.use_training_slots(training_slots)
-    in_train_slots = {"concurrency_limit": None}  # admission is ctx.admit_training's, as for training runs
+    # admitted by the context as training runs are: a place before the queue, the turn in the handler
     run_button.click(
-        live_sweep, [sweep_name, sentences, epochs, session], [status, table], api_name="sweep", **in_train_slots
+        live_sweep,
+        [sweep_name, sentences, epochs, session],
+        [status, table],
+        api_name="sweep",
+        validator=reserve_sweep,
+        concurrency_limit=None,
     )
     logme_button.click(
-        logme, [picker, session, logme_sentences], [logme_status, logme_out], api_name="logme", **in_train_slots
+        logme,
+        [picker, session, logme_sentences],
+        [logme_status, logme_out],
+        api_name="logme",
+        validator=reserve_logme,
+        concurrency_limit=None,
     )
     stop_button.click(stop_sweep, session, status, api_name="stop_sweep", concurrency_limit=None)

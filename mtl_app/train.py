@@ -8,6 +8,7 @@ import gradio as gr
 
 from mtl.errors import MTLError
 
+from .admission import validation
 from .context import DEFAULT_MODEL, SESSION_MODEL, AppContext, md_escape
 from .freeze_controls import build_controls
 from .handlers import shows_errors
@@ -21,7 +22,7 @@ from .train_run import (
     START_POINTS,
     RunView,
     max_sentences,
-    prepare_run,
+    reserve_run,
     run_training,
     stop_training,
 )
@@ -126,9 +127,10 @@ def build_tab(
     """Lay out the Train tab and wire it. A run takes one of the `training_slots` (shared with the
     Experiments tab's live sweep and LogME); when it ends, the picker switches to the trained model.
 
-    Runs are admitted by the context (ctx.admit_training), not by Gradio's queue: the events run at
-    once (concurrency_limit=None) and either wait for a slot inside the handler, showing their place,
-    or are refused with a message, so training submissions never fill the queue predictions use."""
+    Runs are admitted by the context, not by Gradio's queue: the event's validator takes the run's place
+    (ctx.reserve_training) before Gradio queues it, or refuses it with a message (so training
+    submissions never fill the queue predictions use); the event then runs at once
+    (concurrency_limit=None) and waits for its slot inside the handler, showing its place."""
     ctx.use_training_slots(training_slots)
     train_data, _ = ctx.training_data()
     gr.Markdown(
@@ -143,12 +145,16 @@ def build_tab(
         with gr.Column(scale=3, min_width=380):
             panel = _run_panel(ctx)
 
-    def prepare(session, request: gr.Request):
+    def reserve(
+        session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences, request: gr.Request
+    ):
+        """The validator of "train" (the same inputs): a refusal is shown on "Start from" and never queued."""
         ctx.register(getattr(request, "session_hash", None), session)
         try:
-            return prepare_run(session)
+            reserve_run(ctx, session)
         except MTLError as e:
-            raise gr.Error(str(e)) from None  # and the run itself is not queued (.success below)
+            return validation(10, e, at=2)
+        return validation(10)
 
     @shows_errors(outputs=6, message=3)
     def train(
@@ -180,12 +186,13 @@ def build_tab(
         own = gr.update(choices=list(session.saved), value=session.saved[-1] if session.saved else None)
         return f"Deleted {md_escape(deleted)}.", gr.update(choices=ctx.choices(session), value=picked), own
 
-    panel.start.click(prepare, session, panel.status, api_name="train_prepare", concurrency_limit=None).success(
+    panel.start.click(
         train,
         [session, picker, *form],
         [panel.progress, panel.loss_plot, panel.val_table, panel.status, picker, model_info],
         api_name="train",
-        concurrency_limit=None,  # admission is ctx.admit_training's, never a wait in Gradio's queue
+        validator=reserve,  # admission before the queue
+        concurrency_limit=None,  # and no wait in Gradio's queue: a run waits for its slot in the handler
         show_progress_on=[panel.progress],
     )
     panel.stop.click(stop, session, panel.status, api_name="stop", concurrency_limit=None)

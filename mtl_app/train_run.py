@@ -14,7 +14,7 @@ from mtl.config import TASK_SAMPLING, TrainConfig
 from mtl.errors import MTLError
 from mtl.model import new_model
 
-from .admission import nobody_listening
+from .admission import Listener
 from .context import (
     LOCAL_LIMITS,
     AppContext,
@@ -66,14 +66,13 @@ def time_limit(ctx: AppContext) -> float:
 class Pace:
     """What mtl's loops read as `stop` (mtl.train and mtl.sweep look before every step; live LogME before
     every chunk). It is set by Stop, by the time limit (never at the first look, so a run always does
-    one step), or, in the first LISTEN_LOOKS looks, when nobody reads the run's updates (`request`:
-    the visitor has gone). Each look pauses while visitors are predicting, YIELD_TO_REQUESTS times as
-    long as the work since the last look, so long work slows down instead of everyone's predictions."""
+    one step), or when nobody has read any of the run's updates (`listener`: the visitor has gone). Each
+    look pauses while visitors are predicting, YIELD_TO_REQUESTS times as long as the work since the
+    last look, so long work slows down instead of everyone's predictions."""
 
-    LISTEN_LOOKS = 3
-
-    def __init__(self, ctx: AppContext, stop: threading.Event, seconds: float, request=None):
-        self.ctx, self.stop, self.seconds, self.request = ctx, stop, seconds, request
+    def __init__(self, ctx: AppContext, stop: threading.Event, seconds: float, listener: Listener | None = None):
+        self.ctx, self.stop, self.seconds = ctx, stop, seconds
+        self.listener = listener or Listener()
         self.started = self._since = time.monotonic()
         self.looks, self.timed_out, self.abandoned = 0, False, False
 
@@ -83,7 +82,7 @@ class Pace:
             self.stop.wait(min(2.0, YIELD_TO_REQUESTS * (now - self._since)))  # Stop cuts the pause short
         if self.looks and time.monotonic() - self.started > self.seconds and not self.stop.is_set():
             self.timed_out = True
-        if self.looks < self.LISTEN_LOOKS and nobody_listening(self.request):
+        if self.listener.gone():
             self.abandoned = True
         self._since, self.looks = time.monotonic(), self.looks + 1
         return self.stopped
@@ -223,13 +222,13 @@ def progress_html(frac: float, head: str, foot: str, state: str = "idle") -> str
 IDLE_PROGRESS = progress_html(0, "No training yet", "Choose what to freeze and the options, then press Start.")
 
 
-def prepare_run(session: Session) -> str:
-    """Start was pressed: the run may wait for a training slot; Stop until then cancels it."""
-    if session.running or session.pending:
-        raise UIError("This session already has a training run, queued or running; press Stop to end it.")
+def reserve_run(ctx: AppContext, session: Session) -> None:
+    """Start was pressed (or /train called): the run's place at the training slots, taken before Gradio
+    queues it (the event's validator), or a TrainingRefused saying why not; Stop until it starts
+    cancels it."""
+    ctx.reserve_training(session, "training run")
     session.stop.clear()
     session.pending = True
-    return "Waiting for a training slot (runs take turns on this demo)…"
 
 
 def waiting_status(ahead: int, what: str = "training run") -> str:
@@ -294,19 +293,20 @@ def run_training(
     train_data, val = ctx.training_data()
     view = RunView(train_data.tasks, n, len(val))
     session.pending = True  # Stop cancels it while it waits
+    listener = Listener(request)
     with ticket:
         try:
-            for ahead in ticket.waiting(session.stop, request):
+            for ahead in ticket.waiting(session.stop, listener):
                 yield run_update(view, "running", waiting_status(ahead), note="queued")
             if ticket.abandoned:
                 return  # nobody is listening: the run is dropped before it starts
-            yield from _run(ctx, session, view, choice, start, config, frozen, n, request)
+            yield from _run(ctx, session, view, choice, start, config, frozen, n, listener)
         finally:
             session.running = session.pending = False
             session.stop.clear()
 
 
-def _run(ctx, session, view, choice, start, config, frozen, n, request):
+def _run(ctx, session, view, choice, start, config, frozen, n, listener):
     """The run itself, once it holds a training slot."""
     train_data, val = ctx.training_data()
     session.running, view.t0 = True, time.monotonic()  # time counts from the slot, not from the queue
@@ -320,7 +320,7 @@ def _run(ctx, session, view, choice, start, config, frozen, n, request):
         else:
             model = new_model(train_data.tasks, ctx.base_config(), device=ctx.device, seed=SEED)
         freed_when_dropped(model)
-        pace = Pace(ctx, session.stop, time_limit(ctx), request)  # a visitor gone by the first steps: no run
+        pace = Pace(ctx, session.stop, time_limit(ctx), listener)  # a visitor gone: the run stops
         events = training.train(model, train_data.sample(n, SEED), val, config, stop=pace)
         yield from _updates(ctx, pace, view, events, frozen)
         if view.crashed:

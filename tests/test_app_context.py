@@ -75,7 +75,7 @@ def test_training_admission_takes_turns_and_refuses_beyond_its_bound():
     import threading
     import types
 
-    from mtl_app.admission import TrainingGate, TrainingRefused
+    from mtl_app.admission import UNREAD_UPDATES, Listener, TrainingGate, TrainingRefused
 
     gate = TrainingGate(slots=1)
     a, b, c = Session(), Session(), Session()
@@ -94,14 +94,20 @@ def test_training_admission_takes_turns_and_refuses_beyond_its_bound():
         assert third.ahead() == 1
     assert gate.tickets() == [second]
 
-    # a waiting run whose updates nobody reads is dropped before it starts
-    unread = types.SimpleNamespace(qsize=lambda: 3)
-    blocks = types.SimpleNamespace(_queue=types.SimpleNamespace(pending_messages_per_session={"gone": unread}))
-    app = types.SimpleNamespace(get_blocks=lambda: blocks)
-    request = types.SimpleNamespace(session_hash="gone", request=types.SimpleNamespace(app=app))
+    # a waiting run whose updates nobody reads is dropped before it starts; one read late is kept
+    def visitor(*unread):
+        piles = iter(unread)
+        queue = types.SimpleNamespace(qsize=lambda: next(piles))
+        blocks = types.SimpleNamespace(_queue=types.SimpleNamespace(pending_messages_per_session={"v": queue}))
+        app = types.SimpleNamespace(get_blocks=lambda: blocks)
+        return Listener(types.SimpleNamespace(session_hash="v", request=types.SimpleNamespace(app=app)))
+
     ghost = gate.admit(c)
-    assert list(ghost.waiting(stop, request, tick=0.01)) == [] and ghost.abandoned
-    assert gate.tickets() == [second]
+    assert len(list(ghost.waiting(stop, visitor(*range(1, 100)), tick=0.01))) == UNREAD_UPDATES - 1
+    assert ghost.abandoned and gate.tickets() == [second]
+    late = visitor(3, 4, 2, *range(UNREAD_UPDATES, 100))  # four behind, then it catches up: it listens
+    assert not any(late.gone() for _ in range(20)) and late.heard
+    assert not Listener(None).gone()  # called directly (no request): kept
 
 
 def test_the_picker_says_whose_saved_model_it_is(ctx, tmp_path):

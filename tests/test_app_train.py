@@ -6,6 +6,7 @@ import pytest
 import torch
 from app_helpers import BACKBONE, make_context
 
+from mtl.errors import MTLError
 from mtl_app import freeze_controls, predict, train_run, train_save
 from mtl_app.context import SESSION_MODEL, Session, UIError
 
@@ -108,9 +109,9 @@ def test_stop_ends_a_run_and_keeps_the_model(ctx):
 
 def test_stop_while_queued_cancels_the_run(ctx):
     s = Session()
-    train_run.prepare_run(s)
-    with pytest.raises(UIError, match="already has a training run"):
-        train_run.prepare_run(s)  # a second Start while the first waits
+    train_run.reserve_run(ctx, s)  # Start pressed: the run's place, taken before it is queued
+    with pytest.raises(MTLError, match="already has a training run"):
+        train_run.reserve_run(ctx, s)  # a second Start while the first waits
     train_run.stop_training(s)
     updates = run(ctx, s)
     assert "Cancelled" in updates[-1]["status"] and s.model is None and not s.stop.is_set()
@@ -206,10 +207,11 @@ def test_pace_stops_at_the_time_limit_after_one_step_and_yields_to_predictions(c
     assert pace.is_set() and not pace.timed_out
 
 
-def test_a_session_saves_up_to_its_quota_and_deletes_only_its_own(ctx):
+def test_a_session_saves_up_to_its_quota_and_deletes_only_its_own(ctx, tmp_path):
     import dataclasses
 
     small = ctx.with_limits(dataclasses.replace(ctx.limits, session_saved_models=2, saved_models=3))
+    small.saved_dir = tmp_path  # an empty model folder: the app's cap counts what is in it
     a, b = Session(), Session()
     run(small, a)
     run(small, b)
