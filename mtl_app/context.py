@@ -92,7 +92,7 @@ class Session:
         self.stop = threading.Event()  # Stop for its training run
         self.sweep_stop: threading.Event | None = None  # Stop for its latest live sweep (None before one)
         self.running = False  # a run is executing
-        self.pending = False  # Start was pressed; the run may still wait in the queue
+        self.pending = False  # Start was pressed: its run holds a place and may still wait for its turn
         self.released = False  # its trained model was released to keep the app's memory bounded
         self.saved: list[str] = []  # models this session saved (and has not deleted): its own, to delete
 

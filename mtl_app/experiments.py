@@ -233,7 +233,8 @@ def _logme_section():
 
 def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_slots: int) -> None:
     """Lay out the Experiments tab and wire it. The live sweep and live LogME take one of the
-    `training_slots` that training runs use (one concurrency group, "train")."""
+    `training_slots` that training runs use, admitted the same way (ctx.reserve_training, then
+    ctx.admit_training: mtl_app/admission.py)."""
     tasks = list(ctx.tasks)
     results = load_results()
     gr.Markdown(EXPERIMENTS_NOTE)
