@@ -1,5 +1,10 @@
 """The hostile visitors of bench/load_test.py's "attack" condition, each a thread that runs until told
-to stop, through the raw HTTP API (as a script that skips the page would), on 127.0.0.1 only:
+to stop, through the raw HTTP API (as a script that skips the page would), on 127.0.0.1 only. The load
+test runs them in a process of their own (so they do not take the honest clients' share of Python):
+
+    python bench/attack.py URL [--flood 70] [--flood-every 20] [--upload-mb 20] [--attacks malformed,flood,upload]
+
+attacks until its standard input closes, then prints what the attackers saw as JSON.
 
 - malformed predictions: /predict with a model choice that is not text (a number, a list, an object),
   one after another, each read to its end;
@@ -11,8 +16,10 @@ to stop, through the raw HTTP API (as a script that skips the page would), on 12
 Each returns what it saw, counted by answer (HTTP status, or the queue's event): Attackers.report().
 """
 
+import argparse
 import collections
 import json
+import sys
 import threading
 import time
 import uuid
@@ -22,6 +29,7 @@ import httpx
 TEXT = "The minister resigned in disgrace after the expenses scandal."
 NOT_TEXT = [42, ["default"], {"model": "default"}]  # model choices that are not a name
 HEAVY_RUN = ["default", "pretrained", [], 3, 8, 5e-5, 5e-3, "joint", 640]  # the costliest run a form allows
+ATTACKS = ("malformed", "flood", "upload")
 
 
 def api_index(url: str, api_name: str) -> int:
@@ -43,9 +51,10 @@ class Attackers:
         with self._lock:
             self.seen[attack][str(answer)] += 1
 
-    def start(self) -> None:
-        for target in (self.malformed, self.training_flood, self.big_upload):
-            self._threads.append(threading.Thread(target=target, daemon=True))
+    def start(self, attacks=ATTACKS) -> None:
+        targets = {"malformed": self.malformed, "flood": self.training_flood, "upload": self.big_upload}
+        for name in attacks:
+            self._threads.append(threading.Thread(target=targets[name], daemon=True))
             self._threads[-1].start()
 
     def stop(self) -> None:
@@ -114,6 +123,25 @@ class Attackers:
                 self._stop.wait(1.0)
 
 
+def main() -> None:
+    p = argparse.ArgumentParser(description="Attack the app at URL until standard input closes.")
+    p.add_argument("url")
+    p.add_argument("--flood", type=int, default=70)
+    p.add_argument("--flood-every", type=float, default=20.0)
+    p.add_argument("--upload-mb", type=float, default=20.0)
+    p.add_argument("--attacks", default=",".join(ATTACKS), help="which, comma-separated")
+    args = p.parse_args()
+    attackers = Attackers(args.url, args.flood, args.flood_every, args.upload_mb)
+    attackers.start([a for a in args.attacks.split(",") if a])
+    sys.stdin.read()  # the load test closes it when the honest clients are done
+    attackers.stop()
+    print(json.dumps(attackers.report()), flush=True)
+
+
 def summary(report: dict) -> str:
     """One line per attack: its answers and how many of each."""
     return "; ".join(f"{name}: {json.dumps(counts, sort_keys=True)}" for name, counts in report.items())
+
+
+if __name__ == "__main__":
+    main()

@@ -24,6 +24,7 @@ exception or an answer without labels). Writes bench/results/load_test.json.
 """
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 
-from attack import Attackers, summary
+from attack import summary
 from common import ROOT, save, table
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -228,6 +229,7 @@ def parse_args():
     p.add_argument("--public", action="store_true", help="the app with the public limits (python app.py --public)")
     p.add_argument("--flood", type=int, default=70, help="training submissions per flood (attack)")
     p.add_argument("--upload-mb", type=float, default=20.0, help="size of the attack's big upload")
+    p.add_argument("--attacks", default="malformed,flood,upload", help="the attacks to run (bench/attack.py)")
     p.add_argument(
         "--batch",
         type=int,
@@ -248,21 +250,27 @@ def parse_args():
 
 
 def attacked_phases(r, urls, runs, attacks) -> None:
-    """One round under attack: each app's phase while bench/attack.py's attackers run against it."""
+    """One round under attack: each app's phase while bench/attack.py's attackers, a process of their
+    own, run against it."""
     for name, url in urls.items():
-        attackers = Attackers(url, flood=ARGS.flood, upload_mb=ARGS.upload_mb)
-        attackers.start()
+        options = ["--flood", str(ARGS.flood), "--upload-mb", str(ARGS.upload_mb), "--attacks", ARGS.attacks]
+        attackers = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "attack.py"), url, *options],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(3.0)  # the flood under way
         try:
             res = phase(url, ARGS.clients, ARGS.requests, time.monotonic() + ARGS.phase_seconds)
         finally:
-            attackers.stop()
+            seen = json.loads(attackers.communicate(input="", timeout=120)[0] or "{}")
         runs[("attack", name)].append(res)
-        attacks.append({"round": r + 1, "server": name, **attackers.report()})
+        attacks.append({"round": r + 1, "server": name, **seen})
         print(
             f"round {r + 1}   attack {name:>5}: {res['rps']:.1f} req/s, median {res['median_ms'] or 0:.0f} ms, "
             f"p95 {res['p95_ms'] or 0:.0f} ms, honest errors {res['errors']} {res['error_samples'][:1]}\n"
-            f"    attackers saw: {summary(attackers.report())}",
+            f"    attackers saw: {summary(seen)}",
             file=sys.stderr,
         )
 

@@ -1,6 +1,5 @@
 """Admission to the training slots: the one place on the server that every run passes (a training run,
-a live sweep, live LogME), whatever started it: the page, the API, a made-up session that skipped the
-prepare step.
+a live sweep, live LogME), whatever started it: the page, the API, a made-up session.
 
 At most `slots` runs work at once and as many again wait their turn (TRAININGS_PER_SLOT x slots in
 all). The place is taken before the run enters Gradio's queue (reserve, the event's validator), so a
@@ -9,8 +8,9 @@ event together: no number of training submissions can fill the queue that predic
 then claims its place (admit) and waits for its turn inside its handler, showing its place once a
 second. A run whose visitor has gone is dropped before it starts: Gradio closes it when the page closes
 or the call is cancelled, and a run whose updates nobody reads (a script that submits and never
-listens) is dropped when Listener says so; a place reserved and never claimed (the event left the queue
-before it ran) is given back after RESERVED_SECONDS."""
+listens) does no work: it starts only once Listener has seen its visitor read (and one that already
+works stops at its next step, its model dropped); a place reserved and never claimed (the event left
+the queue before it ran) is given back after RESERVED_SECONDS."""
 
 import dataclasses
 import threading
@@ -21,8 +21,10 @@ import gradio as gr
 from mtl.errors import MTLError
 
 TRAININGS_PER_SLOT = 2  # runs admitted per training slot: one working, one waiting its turn
-# a run whose visitor has read none of its updates, this many of them, is dropped before it starts (a page
-# that listens falls a few behind at worst: up to 4 measured on a loaded machine)
+# a run is dropped before it starts when nobody has read any of its updates: LISTEN_SECONDS after its first
+# look, or as soon as UNREAD_UPDATES wait (a page that listens falls a few behind at worst: 4 measured on a
+# loaded machine, where a page's reader is seen within a fraction of a second)
+LISTEN_SECONDS = 10.0
 UNREAD_UPDATES = 10
 TICK_SECONDS = 1.0  # a waiting run tells its place (and notices Stop) once a tick
 RESERVED_SECONDS = 30.0  # a place reserved before queueing and not claimed by its run within this is given back
@@ -150,26 +152,35 @@ def validation(inputs: int, refused: Exception | None = None, at: int = 0) -> li
 
 class Listener:
     """Is anyone reading a run's updates? A page or gradio_client reads its session's updates as they
-    come (Gradio's server-sent events), perhaps a few behind; a script that submits a run and never
-    listens reads none, so its unread updates only pile up. Gradio keeps them in a queue per session
-    that it does not expose: where this Gradio has none, or there is no request (a direct call), the
-    visitor counts as listening."""
+    come (Gradio's server-sent events): the pile empties, or at least goes down. A script that submits
+    a run and never listens reads none: from Gradio's first message ("process starts") on, its pile only
+    grows. Gradio keeps that pile in a queue per session that it does not expose: where this Gradio has
+    none, or there is no request (a direct call), the visitor counts as listening."""
 
-    def __init__(self, request=None):
-        self.request = request
+    def __init__(self, request=None, seconds: float = LISTEN_SECONDS):
+        self.request, self.seconds = request, seconds
         self.unread = 0  # updates waiting to be read at the last look
-        self.heard = False  # the pile went down once: someone reads, no need to look again
+        self.first: float | None = None  # time of the first look
+        self.heard = False  # someone read: no need to look again
 
     def gone(self) -> bool:
-        """True when UNREAD_UPDATES or more updates wait and none was ever read."""
+        """True when nobody has read anything: `seconds` after the first look, or UNREAD_UPDATES waiting."""
         if self.heard:
             return False
         unread = unread_updates(self.request)
-        if unread is None or unread < self.unread:
+        if unread is None or unread == 0 or unread < self.unread:
             self.heard = True
             return False
-        self.unread = unread
-        return unread >= UNREAD_UPDATES
+        self.unread, self.first = unread, self.first or time.monotonic()
+        return unread >= UNREAD_UPDATES or time.monotonic() - self.first > self.seconds
+
+    def confirmed(self, poll: float = 0.1) -> bool:
+        """Wait until someone is seen reading (True; at once for a page) or is gone (False)."""
+        while not self.heard:
+            if self.gone():
+                return False
+            time.sleep(poll)
+        return True
 
 
 def unread_updates(request) -> int | None:

@@ -70,7 +70,7 @@ def admitted(ctx: AppContext, session, what: str, listener: Listener):
     try:
         for ahead in ticket.waiting(session.sweep_stop, listener):
             yield waiting_status(ahead, what)
-        if ticket.abandoned or session.sweep_stop.is_set():
+        if ticket.abandoned or session.sweep_stop.is_set() or not listener.confirmed():
             ticket.release()
             return None
     except BaseException:  # closed while waiting (the visitor left): the place goes back

@@ -298,8 +298,8 @@ def run_training(
         try:
             for ahead in ticket.waiting(session.stop, listener):
                 yield run_update(view, "running", waiting_status(ahead), note="queued")
-            if ticket.abandoned:
-                return  # nobody is listening: the run is dropped before it starts
+            if ticket.abandoned or not listener.confirmed():
+                return  # nobody is listening: the run is dropped before it does any work
             yield from _run(ctx, session, view, choice, start, config, frozen, n, listener)
         finally:
             session.running = session.pending = False
@@ -323,6 +323,8 @@ def _run(ctx, session, view, choice, start, config, frozen, n, listener):
         pace = Pace(ctx, session.stop, time_limit(ctx), listener)  # a visitor gone: the run stops
         events = training.train(model, train_data.sample(n, SEED), val, config, stop=pace)
         yield from _updates(ctx, pace, view, events, frozen)
+        if pace.abandoned:
+            return  # nobody reads its updates: the model is dropped, no session takes another's place
         if view.crashed:
             yield run_update(view, "error", view.crashed, final=True)
             return

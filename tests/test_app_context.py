@@ -95,19 +95,21 @@ def test_training_admission_takes_turns_and_refuses_beyond_its_bound():
     assert gate.tickets() == [second]
 
     # a waiting run whose updates nobody reads is dropped before it starts; one read late is kept
-    def visitor(*unread):
+    def visitor(*unread, seconds=60.0):
         piles = iter(unread)
         queue = types.SimpleNamespace(qsize=lambda: next(piles))
         blocks = types.SimpleNamespace(_queue=types.SimpleNamespace(pending_messages_per_session={"v": queue}))
         app = types.SimpleNamespace(get_blocks=lambda: blocks)
-        return Listener(types.SimpleNamespace(session_hash="v", request=types.SimpleNamespace(app=app)))
+        return Listener(types.SimpleNamespace(session_hash="v", request=types.SimpleNamespace(app=app)), seconds)
 
     ghost = gate.admit(c)
     assert len(list(ghost.waiting(stop, visitor(*range(1, 100)), tick=0.01))) == UNREAD_UPDATES - 1
     assert ghost.abandoned and gate.tickets() == [second]
     late = visitor(3, 4, 2, *range(UNREAD_UPDATES, 100))  # four behind, then it catches up: it listens
     assert not any(late.gone() for _ in range(20)) and late.heard
-    assert not Listener(None).gone()  # called directly (no request): kept
+    assert visitor(1, 1, 0).confirmed(poll=0.01)  # a page: its pile empties at once
+    assert not visitor(*[2] * 100, seconds=0.05).confirmed(poll=0.01)  # a script: nothing ever read
+    assert not Listener(None).gone() and Listener(None).confirmed()  # called directly (no request): kept
 
 
 def test_the_picker_says_whose_saved_model_it_is(ctx, tmp_path):
