@@ -170,6 +170,7 @@ def loro_summary(runs: list[dict]) -> list[dict]:
         by_name.setdefault(r["name"], []).append(r)
     out = []
     for name, group in by_name.items():
+        group = complete_seeds(group)
         registers: dict[str, list[dict]] = {}
         for r in group:
             registers.setdefault(r["held_out"], []).append(r)
@@ -200,6 +201,14 @@ def loro_summary(runs: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def complete_seeds(group: list[dict]) -> list[dict]:
+    """The runs of the seeds that held out every register (an interrupted sweep leaves a seed half done, whose
+    registers would otherwise be averaged over different numbers of seeds); all runs if no seed is complete."""
+    registers = {r["held_out"] for r in group}
+    done = [s for s in {r["seed"] for r in group} if {r["held_out"] for r in group if r["seed"] == s} == registers]
+    return [r for r in group if r["seed"] in done] or group
 
 
 def loro_markdown(summary: list[dict]) -> str:

@@ -73,3 +73,21 @@ def test_cli_sweep_loro_writes_json_and_markdown_and_resumes(tiny_sweeps, regist
     assert main(argv + ["--resume"]) == 0
     assert "3 earlier runs reused" in capsys.readouterr().err
     assert main(["sweep", "--sweeps", "loro", "freeze", "--train", str(path)]) == 2
+
+
+def test_a_half_done_seed_is_left_out_of_the_summary():
+    def run(seed, held, acc):
+        return {
+            "name": "x",
+            "config": {},
+            "seed": seed,
+            "held_out": held,
+            "seconds": 1.0,
+            "trained_on": [],
+            "test": {"topic": {"accuracy": acc, "macro_f1": acc, "n": 10}},
+        }
+
+    runs = [run(0, "a", 0.5), run(0, "b", 0.7), run(1, "a", 0.9)]  # seed 1 stopped before holding out b
+    row = loro_summary(runs)[0]
+    assert row["seeds"] == [0] and row["registers"]["a"]["topic"]["accuracy"]["mean"] == 0.5
+    assert row["mean"]["topic"]["accuracy"] == pytest.approx(0.6)
