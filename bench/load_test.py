@@ -43,11 +43,11 @@ APP = """
 import sys, tempfile
 sys.path.insert(0, {root!r})
 import app
-from mtl_app import predict, train_run
+from mtl_app import admission, predict
 from mtl_app.context import AppContext
 from mtl_app.server import launch_options
 predict.PREDICT_BATCH, predict.PREDICT_CONCURRENCY = {batch}, {concurrency}
-train_run.YIELD_TO_REQUESTS = {yield_factor}
+admission.YIELD_TO_REQUESTS = {yield_factor}
 ctx = AppContext(device="cpu", saved_dir=tempfile.mkdtemp(prefix="mtl-load-"), public={public})
 demo = app.build_demo(ctx)
 opts = launch_options(ctx.limits)
@@ -238,14 +238,14 @@ def parse_args():
         help="override mtl_app.predict.PREDICT_BATCH (1 = no batching); several values: one app server each, compared",
     )
     p.add_argument("--concurrency", type=int, default=None, help="override mtl_app.predict.PREDICT_CONCURRENCY")
-    p.add_argument("--yield-factor", type=float, default=None, help="override mtl_app.train_run.YIELD_TO_REQUESTS")
+    p.add_argument("--yield-factor", type=float, default=None, help="override mtl_app.admission.YIELD_TO_REQUESTS")
     p.add_argument("--output", default="load_test", help="name of the JSON file in bench/results/")
     args = p.parse_args()
-    from mtl_app import predict, train_run
+    from mtl_app import admission, predict
 
     args.batch = args.batch or [predict.PREDICT_BATCH]
     args.concurrency = args.concurrency or predict.PREDICT_CONCURRENCY
-    args.yield_factor = train_run.YIELD_TO_REQUESTS if args.yield_factor is None else args.yield_factor
+    args.yield_factor = admission.YIELD_TO_REQUESTS if args.yield_factor is None else args.yield_factor
     return args
 
 

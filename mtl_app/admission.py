@@ -28,6 +28,10 @@ LISTEN_SECONDS = 10.0
 UNREAD_UPDATES = 10
 TICK_SECONDS = 1.0  # a waiting run tells its place (and notices Stop) once a tick
 RESERVED_SECONDS = 30.0  # a place reserved before queueing and not claimed by its run within this is given back
+# Predictions come first: while visitors are asking for predictions or embeddings, each training step
+# is followed by a pause this many times as long as the step (training then takes a quarter of the
+# CPU time it would), so a run slows down instead of everyone's predictions. See bench/load_test.py.
+YIELD_TO_REQUESTS = 3.0
 
 
 class TrainingRefused(MTLError):
@@ -191,3 +195,34 @@ def unread_updates(request) -> int | None:
         return 0 if updates is None else updates.qsize()
     except Exception:  # no request (called directly), or another Gradio: unknown
         return None
+
+
+class Pace:
+    """How a run that holds a slot shares the machine: what mtl's loops read as `stop` (mtl.train and
+    mtl.sweep look before every step; live LogME before every chunk). It is set by Stop, by the time
+    limit (never at the first look, so a run always does one step), or when nobody has read any of the
+    run's updates (`listener`: the visitor has gone). Each look pauses while visitors are predicting
+    (ctx.serving()), YIELD_TO_REQUESTS times as long as the work since the last look, so long work slows
+    down instead of everyone's predictions."""
+
+    def __init__(self, ctx, stop: threading.Event, seconds: float, listener: "Listener | None" = None):
+        self.ctx, self.stop, self.seconds = ctx, stop, seconds
+        self.listener = listener or Listener()
+        self.started = self._since = time.monotonic()
+        self.looks, self.timed_out, self.abandoned = 0, False, False
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if YIELD_TO_REQUESTS and self.ctx.serving():
+            self.stop.wait(min(2.0, YIELD_TO_REQUESTS * (now - self._since)))  # Stop cuts the pause short
+        if self.looks and time.monotonic() - self.started > self.seconds and not self.stop.is_set():
+            self.timed_out = True
+        if self.listener.gone():
+            self.abandoned = True
+        self._since, self.looks = time.monotonic(), self.looks + 1
+        return self.stopped
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped, timed out or abandoned (a look without a pause)."""
+        return self.timed_out or self.abandoned or self.stop.is_set()

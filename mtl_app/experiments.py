@@ -13,7 +13,7 @@ from mtl.errors import MTLError
 from mtl.sweep import run_sweeps
 from mtl.transfer import label_arrays, layer_embeddings, task_scores
 
-from .admission import Listener, validation
+from .admission import Listener, Pace, validation
 from .context import AppContext, Session, UIError, md_escape
 from .handlers import shows_errors
 from .inputs import expect
@@ -28,7 +28,7 @@ from .results_view import (
     results_table,
 )
 from .text import EXPERIMENTS_NOTE, SWEEP_NOTES
-from .train_run import Pace, format_seconds, time_limit, waiting_status
+from .train_run import format_seconds, time_limit, waiting_status
 
 SWEEP_TITLES = {
     "freeze": "Freeze scenarios",

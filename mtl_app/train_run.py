@@ -4,7 +4,6 @@ Stop. The Train tab (train.py) lays these out; saving is in train_save.py."""
 
 import html
 import math
-import threading
 import time
 
 import pandas as pd
@@ -14,7 +13,7 @@ from mtl.config import TASK_SAMPLING, TrainConfig
 from mtl.errors import MTLError
 from mtl.model import new_model
 
-from .admission import Listener
+from .admission import Listener, Pace
 from .context import (
     LOCAL_LIMITS,
     AppContext,
@@ -34,10 +33,6 @@ LR_ENCODER = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4)
 LR_HEADS = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 MIN_SENTENCES = 64
 PLOT_UPDATES = 150  # loss-curve updates sent per run, at most (plus one per evaluation)
-# Predictions come first: while visitors are asking for predictions or embeddings, each training step
-# is followed by a pause this many times as long as the step (training then takes a quarter of the
-# CPU time it would), so a run slows down instead of everyone's predictions. See bench/load_test.py.
-YIELD_TO_REQUESTS = 3.0
 SEED = 42
 
 START_POINTS = [
@@ -61,36 +56,6 @@ def format_seconds(s: float) -> str:
 def time_limit(ctx: AppContext) -> float:
     """Seconds a run (training, live sweep, live LogME) may take before it is stopped (its work kept)."""
     return min(ctx.max_train_seconds, ctx.limits.train_seconds)
-
-
-class Pace:
-    """What mtl's loops read as `stop` (mtl.train and mtl.sweep look before every step; live LogME before
-    every chunk). It is set by Stop, by the time limit (never at the first look, so a run always does
-    one step), or when nobody has read any of the run's updates (`listener`: the visitor has gone). Each
-    look pauses while visitors are predicting, YIELD_TO_REQUESTS times as long as the work since the
-    last look, so long work slows down instead of everyone's predictions."""
-
-    def __init__(self, ctx: AppContext, stop: threading.Event, seconds: float, listener: Listener | None = None):
-        self.ctx, self.stop, self.seconds = ctx, stop, seconds
-        self.listener = listener or Listener()
-        self.started = self._since = time.monotonic()
-        self.looks, self.timed_out, self.abandoned = 0, False, False
-
-    def is_set(self) -> bool:
-        now = time.monotonic()
-        if YIELD_TO_REQUESTS and self.ctx.serving():
-            self.stop.wait(min(2.0, YIELD_TO_REQUESTS * (now - self._since)))  # Stop cuts the pause short
-        if self.looks and time.monotonic() - self.started > self.seconds and not self.stop.is_set():
-            self.timed_out = True
-        if self.listener.gone():
-            self.abandoned = True
-        self._since, self.looks = time.monotonic(), self.looks + 1
-        return self.stopped
-
-    @property
-    def stopped(self) -> bool:
-        """Stopped, timed out or abandoned (a look without a pause)."""
-        return self.timed_out or self.abandoned or self.stop.is_set()
 
 
 def max_sentences(ctx: AppContext) -> int:

@@ -7,7 +7,7 @@ import torch
 from app_helpers import BACKBONE, make_context
 
 from mtl.errors import MTLError
-from mtl_app import freeze_controls, predict, train_run, train_save
+from mtl_app import admission, freeze_controls, predict, train_run, train_save
 from mtl_app.context import SESSION_MODEL, Session, UIError
 
 
@@ -193,16 +193,16 @@ def test_pace_stops_at_the_time_limit_after_one_step_and_yields_to_predictions(c
     import time
 
     stop = threading.Event()
-    pace = train_run.Pace(ctx, stop, seconds=0)
+    pace = admission.Pace(ctx, stop, seconds=0)
     assert not pace.is_set()  # the first look never stops: a run always does one step
     assert pace.is_set() and pace.timed_out
-    pace = train_run.Pace(ctx, stop, seconds=60)
+    pace = admission.Pace(ctx, stop, seconds=60)
     pace.is_set()
     time.sleep(0.1)  # a step's work
     ctx.note_request()  # a visitor is predicting
     t0 = time.monotonic()
     assert not pace.is_set()
-    assert time.monotonic() - t0 >= train_run.YIELD_TO_REQUESTS * 0.1 * 0.9  # paused for them
+    assert time.monotonic() - t0 >= admission.YIELD_TO_REQUESTS * 0.1 * 0.9  # paused for them
     stop.set()
     assert pace.is_set() and not pace.timed_out
 
