@@ -24,6 +24,7 @@ from mtl.device import resolve_device
 from mtl.errors import MTLError
 
 from .admission import Ticket, TrainingGate
+from .inputs import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, UIError, expect  # noqa: F401  (UIError: re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -34,8 +35,6 @@ DEFAULT_MODEL = "default"
 SESSION_MODEL = "(this session's trained model)"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
-MAX_SENTENCE_CHARS = 1000  # per sentence; the encoder reads at most 128 tokens (about 100 words) anyway
-MAX_INPUT_CHARS = 200_000  # a whole text box
 MAX_BATCH_ROWS = 1000
 MAX_UPLOAD_BYTES = 1_000_000
 CACHED_MODELS = 3  # saved checkpoints kept loaded, shared read-only by all sessions
@@ -77,10 +76,6 @@ PUBLIC_LIMITS = Limits(
     saved_models=10,
     session_saved_models=3,
 )
-
-
-class UIError(MTLError):
-    """Something the user can fix; its message is shown in the app."""
 
 
 class Session:
@@ -266,8 +261,6 @@ class AppContext:
 
     def resolve(self, choice: str | None, session: Session | None):
         """(model, display name) for a picker value (a model name; None or "" is the default)."""
-        from .inputs import expect  # inputs imports this module
-
         expect(choice, "text", "The model choice", optional=True)
         if not choice or choice == DEFAULT_MODEL:
             return self.default_model, DEFAULT_MODEL

@@ -9,7 +9,14 @@ message of its own instead of an exception deep inside."""
 import re
 import unicodedata
 
-from .context import MAX_SENTENCE_CHARS, UIError
+from mtl.errors import MTLError
+
+MAX_SENTENCE_CHARS = 1000  # per sentence; the encoder reads at most 128 tokens (about 100 words) anyway
+MAX_INPUT_CHARS = 200_000  # a whole text box
+
+
+class UIError(MTLError):
+    """Something the user can fix; its message is shown in the app."""
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
