@@ -154,6 +154,21 @@ def validation(inputs: int, refused: Exception | None = None, at: int = 0) -> li
     return [gr.validate(refused is None or i != at, str(refused or "")) for i in range(inputs)]
 
 
+def reserving(ctx, what: str, session_at: int, message_at: int = 0):
+    """The validator of an event that starts a run (`what`): Gradio calls it with the event's inputs
+    before it queues the event; it reserves the run's place (ctx.reserve_training) for the Session
+    among the inputs (at `session_at`), or refuses the event with the reason shown on input `message_at`."""
+
+    def reserve(*inputs):
+        try:
+            ctx.reserve_training(inputs[session_at], what)
+        except MTLError as e:
+            return validation(len(inputs), e, at=message_at)
+        return validation(len(inputs))
+
+    return reserve
+
+
 class Listener:
     """Is anyone reading a run's updates? A page or gradio_client reads its session's updates as they
     come (Gradio's server-sent events): the pile empties, or at least goes down. A script that submits

@@ -13,7 +13,7 @@ from mtl.errors import MTLError
 from mtl.sweep import run_sweeps
 from mtl.transfer import label_arrays, layer_embeddings, task_scores
 
-from .admission import Listener, Pace, validation
+from .admission import Listener, Pace, reserving
 from .context import AppContext, Session, UIError, md_escape
 from .handlers import shows_errors
 from .inputs import expect
@@ -268,22 +268,6 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         for status, table in live_logme(ctx, choice, session, sentences, request):
             yield status, gr.skip() if table is None else table
 
-    def reserve_sweep(sweep_name, sentences, epochs, session, request: gr.Request):
-        """The validator of "sweep": its place at the training slots before Gradio queues it."""
-        try:
-            ctx.reserve_training(session, "sweep")
-        except MTLError as e:
-            return validation(4, e, at=0)
-        return validation(4)
-
-    def reserve_logme(choice, session, sentences, request: gr.Request):
-        """The validator of "logme": its place at the training slots before Gradio queues it."""
-        try:
-            ctx.reserve_training(session, "LogME")
-        except MTLError as e:
-            return validation(3, e, at=2)
-        return validation(3)
-
     def stop_sweep(session):
         if session.sweep_stop is None:
             return "No sweep is running."
@@ -297,7 +281,7 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         [sweep_name, sentences, epochs, session],
         [status, table],
         api_name="sweep",
-        validator=reserve_sweep,
+        validator=reserving(ctx, "sweep", session_at=3, message_at=0),
         concurrency_limit=None,
     )
     logme_button.click(
@@ -305,7 +289,7 @@ def build_tab(ctx: AppContext, picker: gr.Dropdown, session: gr.State, training_
         [picker, session, logme_sentences],
         [logme_status, logme_out],
         api_name="logme",
-        validator=reserve_logme,
+        validator=reserving(ctx, "LogME", session_at=1, message_at=2),
         concurrency_limit=None,
     )
     stop_button.click(stop_sweep, session, status, api_name="stop_sweep", concurrency_limit=None)

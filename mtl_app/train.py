@@ -6,9 +6,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from mtl.errors import MTLError
-
-from .admission import validation
+from .admission import reserving
 from .context import DEFAULT_MODEL, SESSION_MODEL, AppContext, md_escape
 from .freeze_controls import build_controls
 from .handlers import shows_errors
@@ -22,7 +20,6 @@ from .train_run import (
     START_POINTS,
     RunView,
     max_sentences,
-    reserve_run,
     run_training,
     stop_training,
 )
@@ -145,17 +142,6 @@ def build_tab(
         with gr.Column(scale=3, min_width=380):
             panel = _run_panel(ctx)
 
-    def reserve(
-        session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences, request: gr.Request
-    ):
-        """The validator of "train" (the same inputs): a refusal is shown on "Start from" and never queued."""
-        ctx.register(getattr(request, "session_hash", None), session)
-        try:
-            reserve_run(ctx, session)
-        except MTLError as e:
-            return validation(10, e, at=2)
-        return validation(10)
-
     @shows_errors(outputs=6, message=3)
     def train(
         session, choice, start, frozen, epochs, batch_size, lr_encoder, lr_heads, mixing, sentences, request: gr.Request
@@ -173,6 +159,22 @@ def build_tab(
             return gr.skip()
         return stop_training(session)
 
+    panel.start.click(
+        train,
+        [session, picker, *form],
+        [panel.progress, panel.loss_plot, panel.val_table, panel.status, picker, model_info],
+        api_name="train",
+        validator=reserving(ctx, "training run", session_at=0, message_at=2),  # admission before the queue
+        concurrency_limit=None,  # and no wait in Gradio's queue: a run waits for its slot in the handler
+        show_progress_on=[panel.progress],
+    )
+    panel.stop.click(stop, session, panel.status, api_name="stop", concurrency_limit=None)
+    _wire_saving(ctx, panel, picker, session)
+
+
+def _wire_saving(ctx: AppContext, panel: SimpleNamespace, picker: gr.Dropdown, session: gr.State) -> None:
+    """Save the session's model under a name, and delete one of the models this session saved."""
+
     @shows_errors(outputs=3, message=0)
     def save(name, choice, session):
         saved = save_session_model(ctx, session, name)
@@ -186,16 +188,6 @@ def build_tab(
         own = gr.update(choices=list(session.saved), value=session.saved[-1] if session.saved else None)
         return f"Deleted {md_escape(deleted)}.", gr.update(choices=ctx.choices(session), value=picked), own
 
-    panel.start.click(
-        train,
-        [session, picker, *form],
-        [panel.progress, panel.loss_plot, panel.val_table, panel.status, picker, model_info],
-        api_name="train",
-        validator=reserve,  # admission before the queue
-        concurrency_limit=None,  # and no wait in Gradio's queue: a run waits for its slot in the handler
-        show_progress_on=[panel.progress],
-    )
-    panel.stop.click(stop, session, panel.status, api_name="stop", concurrency_limit=None)
-    saved_outputs = [panel.save_status, picker, panel.own]
-    panel.save.click(save, [panel.save_name, picker, session], saved_outputs, api_name="save_model")
-    panel.delete.click(delete, [panel.own, picker, session], saved_outputs, api_name="delete_model")
+    outputs = [panel.save_status, picker, panel.own]
+    panel.save.click(save, [panel.save_name, picker, session], outputs, api_name="save_model")
+    panel.delete.click(delete, [panel.own, picker, session], outputs, api_name="delete_model")

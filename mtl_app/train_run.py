@@ -187,15 +187,6 @@ def progress_html(frac: float, head: str, foot: str, state: str = "idle") -> str
 IDLE_PROGRESS = progress_html(0, "No training yet", "Choose what to freeze and the options, then press Start.")
 
 
-def reserve_run(ctx: AppContext, session: Session) -> None:
-    """Start was pressed (or /train called): the run's place at the training slots, taken before Gradio
-    queues it (the event's validator), or a TrainingRefused saying why not; Stop until it starts
-    cancels it."""
-    ctx.reserve_training(session, "training run")
-    session.stop.clear()
-    session.pending = True
-
-
 def waiting_status(ahead: int, what: str = "training run") -> str:
     runs = "1 run" if ahead == 1 else f"{ahead} runs"
     return f"Waiting for a training slot: {runs} ahead of your {what} (runs take turns on this demo; Stop cancels)…"

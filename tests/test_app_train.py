@@ -108,13 +108,17 @@ def test_stop_ends_a_run_and_keeps_the_model(ctx):
 
 
 def test_stop_while_queued_cancels_the_run(ctx):
-    s = Session()
-    train_run.reserve_run(ctx, s)  # Start pressed: the run's place, taken before it is queued
-    with pytest.raises(MTLError, match="already has a training run"):
-        train_run.reserve_run(ctx, s)  # a second Start while the first waits
-    train_run.stop_training(s)
-    updates = run(ctx, s)
-    assert "Cancelled" in updates[-1]["status"] and s.model is None and not s.stop.is_set()
+    s, other = Session(), Session()
+    with ctx.admit_training(other):  # another session's run holds the slot
+        ctx.reserve_training(s)  # Start pressed: its place, taken before the run is queued
+        with pytest.raises(MTLError, match="already has a training run"):
+            ctx.reserve_training(s)  # a second Start while the first waits
+        updates = train_run.run_training(ctx, s, "default", "pretrained", BACKBONE, 1, 8, 5e-5, 5e-3, "joint", 64)
+        assert "Waiting for a training slot: 1 run ahead" in next(updates)["status"] and s.pending
+        assert "Stopping" in train_run.stop_training(s)
+        last = list(updates)[-1]
+    assert "Cancelled" in last["status"] and s.model is None and not s.stop.is_set()
+    assert not ctx.training_gate.tickets()
 
 
 def test_time_limit_stops_a_run_cleanly(ctx):
