@@ -18,6 +18,7 @@ MAX_INPUT_CHARS = 200_000  # a whole text box
 class UIError(MTLError):
     """Something the user can fix; its message is shown in the app."""
 
+
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 # kind -> (accepted Python types, the words for it); bool is never a number, though Python says it is

@@ -127,3 +127,15 @@ def layer_runs(f1_by_k, tasks=("topic",)) -> list[dict]:
         }
         for k, f1 in f1_by_k.items()
     ]
+
+
+def assert_no_leakage(splits: dict) -> None:
+    """No sentence of one split equal (after normalising) or near-equal to one of another split."""
+    from mtl import datacheck as dc
+
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            exact = {dc.normalize(t) for t in splits[a].texts} & {dc.normalize(t) for t in splits[b].texts}
+            assert not exact, (a, b, sorted(exact)[:5])
+            assert dc.similar_pairs(splits[a].texts, splits[b].texts) == [], (a, b)

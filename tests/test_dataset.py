@@ -5,7 +5,7 @@ import csv
 from collections import Counter
 
 import pytest
-from conftest import DATA
+from conftest import DATA, assert_no_leakage
 
 from mtl import datacheck as dc
 from mtl.data import load_labelled
@@ -56,12 +56,7 @@ def test_lengths_vary_from_short_to_long(everything):
 
 
 def test_no_duplicates_or_near_duplicates_across_splits(splits):
-    names = list(splits)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            exact = {dc.normalize(t) for t in splits[a].texts} & {dc.normalize(t) for t in splits[b].texts}
-            assert not exact, (a, b, sorted(exact)[:5])
-            assert dc.similar_pairs(splits[a].texts, splits[b].texts) == [], (a, b)
+    assert_no_leakage(splits)
 
 
 def test_no_template_traces(everything):
