@@ -7,11 +7,15 @@ test runs them in a process of their own (so they do not take the honest clients
 attacks until its standard input closes, then prints what the attackers saw as JSON.
 
 - malformed predictions: /predict with a model choice that is not text (a number, a list, an object),
-  one after another, each read to its end;
+  one after another, each read to its end, from one address (one script);
 - a training flood: every `--flood-every` seconds, `--flood` /train submissions from as many made-up
-  sessions, spread over a few seconds, nobody listening to any of them;
+  sessions and addresses (many machines, as a botnet would), spread over a few seconds, nobody
+  listening to any of them;
 - a big upload: a `--upload-mb` MB file posted to the upload route (and to a look-alike path) once a
-  second.
+  second, from one address.
+
+Addresses are sent as X-Forwarded-For, which the server trusts from 127.0.0.1 (as behind a Space's
+proxy): attackers are 10.66.x.y, bench/load_test.py's honest visitors 10.1.x.y.
 
 Each returns what it saw, counted by answer (HTTP status, or the queue's event): Attackers.report().
 """
@@ -28,6 +32,7 @@ import httpx
 
 TEXT = "The minister resigned in disgrace after the expenses scandal."
 NOT_TEXT = [42, ["default"], {"model": "default"}]  # model choices that are not a name
+MALFORMED_FROM, UPLOAD_FROM = {"X-Forwarded-For": "10.66.0.1"}, {"X-Forwarded-For": "10.66.0.2"}
 HEAVY_RUN = ["default", "pretrained", [], 3, 8, 5e-5, 5e-3, "joint", 640]  # the costliest run a form allows
 ATTACKS = ("malformed", "flood", "upload")
 
@@ -68,7 +73,7 @@ class Attackers:
     def malformed(self) -> None:
         """/predict with a model choice that is not text, read to its end, one after another."""
         k = 0
-        with httpx.Client(timeout=60) as http:
+        with httpx.Client(timeout=60, headers=MALFORMED_FROM) as http:
             while not self._stop.is_set():
                 choice = NOT_TEXT[k % len(NOT_TEXT)]
                 k += 1
@@ -90,7 +95,7 @@ class Attackers:
         with httpx.Client(timeout=30) as http:
             while not self._stop.is_set():
                 started = time.monotonic()
-                for _ in range(self.flood):
+                for k in range(self.flood):
                     body = {
                         "data": [None, *HEAVY_RUN],
                         "fn_index": index,
@@ -99,7 +104,8 @@ class Attackers:
                         "trigger_id": None,
                     }
                     try:
-                        answer = http.post(self.url + "gradio_api/queue/join", json=body)
+                        bot = {"X-Forwarded-For": f"10.66.{1 + k // 250}.{k % 250 + 1}"}
+                        answer = http.post(self.url + "gradio_api/queue/join", json=body, headers=bot)
                         self.count("flood", answer.status_code)
                     except httpx.HTTPError as e:
                         self.count("flood", type(e).__name__)
@@ -111,7 +117,7 @@ class Attackers:
         """A big file to the upload route and to a look-alike path, once a second."""
         paths = ["gradio_api/upload", "gradio_api/call/upload"]
         k = 0
-        with httpx.Client(timeout=60) as http:
+        with httpx.Client(timeout=60, headers=UPLOAD_FROM) as http:
             while not self._stop.is_set():
                 path = paths[k % len(paths)]
                 k += 1

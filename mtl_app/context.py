@@ -24,6 +24,7 @@ from mtl.device import resolve_device
 from mtl.errors import MTLError
 
 from .admission import Ticket, TrainingGate
+from .rates import Rate
 from .inputs import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, UIError, expect  # noqa: F401  (UIError: re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,10 @@ class Limits:
     session_models: int = 8  # sessions that keep a trained model in memory; the oldest is released
     saved_models: int = 25  # models saved under a name in the model folder
     session_saved_models: int = 10  # of those, saved by one browser session (so no session fills the folder)
+    # per client address (server.RequestLimits): events (every POST but uploads: predictions, runs, ...)
+    # and requests of any kind (pages, files, event streams); over it, 429 before Gradio sees the request
+    event_rate: Rate = Rate(per_second=50, burst=200)
+    request_rate: Rate = Rate(per_second=500, burst=2000)
 
 
 LOCAL_LIMITS = Limits()
@@ -75,6 +80,8 @@ PUBLIC_LIMITS = Limits(
     session_models=4,
     saved_models=10,
     session_saved_models=3,
+    event_rate=Rate(per_second=5, burst=20),  # a visitor clicks a few times a second at most
+    request_rate=Rate(per_second=60, burst=600),  # a first page load is ~110 requests (assets included)
 )
 
 

@@ -1,6 +1,7 @@
 """Everything passed to demo.launch: the look (theme, CSS), the files Gradio may serve, and limits on
-request bodies and uploads enforced as a request arrives, before Gradio parses it or writes a byte
-to disk. demo.launch(**launch_options(ctx.limits), ...)."""
+requests enforced as a request arrives, before Gradio parses it or writes a byte to disk: how often
+one address may call (rates.py), body sizes by exact route, and uploads.
+demo.launch(**launch_options(ctx.limits), ...)."""
 
 import dataclasses
 import os
@@ -15,6 +16,7 @@ from gradio.utils import get_upload_folder
 from starlette.middleware import Middleware
 
 from .context import LOCAL_LIMITS, PUBLIC_LIMITS, ROOT, Limits
+from .rates import Buckets
 from .text import CSS
 
 THEME = gr.themes.Soft(
@@ -104,8 +106,9 @@ def route(scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-async def refuse(send, status: int, reason: str) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+async def refuse(send, status: int, reason: str, headers: list | None = None) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": reason.encode()})
 
 
@@ -132,19 +135,42 @@ def form_parts(headers: dict, body: bytes) -> int:
     return max(0, body.count(b"--" + boundary) - 1) if boundary else 0
 
 
-class BodyLimit:
-    """ASGI middleware: every request body is limited by its exact route, before Gradio reads it. The
-    upload route (UPLOAD_ROUTE, POST) takes one request's files (UploadLimits: how many, how big, how
-    often from one address); every other route at most `limit` bytes (413), however its path ends."""
+def client_address(scope) -> str:
+    """The client's address as uvicorn saw it (from X-Forwarded-For when the peer is a trusted proxy)."""
+    return (scope.get("client") or ("unknown",))[0]
 
-    def __init__(self, app, limit: int, uploads: UploadLimits | None = None):
+
+class RequestLimits:
+    """ASGI middleware, before Gradio reads a byte. Per client address, requests of any kind and events
+    (every POST but an upload: predictions, runs, cancels) are rate-limited (Limits.request_rate and
+    event_rate; 429 with Retry-After). Every request body is limited by its exact route: the upload
+    route (UPLOAD_ROUTE, POST) takes one request's files (UploadLimits: how many, how big, how often
+    from one address); every other route at most `limit` bytes (413), however its path ends."""
+
+    def __init__(self, app, limit: int, uploads: UploadLimits | None = None, limits: Limits = LOCAL_LIMITS):
         self.app, self.limit = app, limit
-        self.uploads = UploadLog(uploads or UploadLimits.for_limits(LOCAL_LIMITS))
+        self.uploads = UploadLog(uploads or UploadLimits.for_limits(limits))
+        self.requests, self.events = Buckets(limits.request_rate), Buckets(limits.event_rate)
+
+    async def too_often(self, scope, send, path: str) -> bool:
+        """Answer 429 (and say so) when this address is over its rate of requests or of events."""
+        client, upload = client_address(scope), path == UPLOAD_ROUTE
+        for buckets, kind in ((self.requests, "requests"), (self.events, "actions")):
+            if buckets is self.events and (scope["method"] != "POST" or upload):
+                continue
+            if not buckets.take(client):
+                wait = buckets.retry_after(client)
+                reason = f"Too many {kind} from your address; try again in {wait} s."
+                await refuse(send, 429, reason, [(b"retry-after", str(wait).encode())])
+                return True
+        return False
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers, path = dict(scope["headers"]), route(scope)
+        if await self.too_often(scope, send, path):
+            return
         if path in CLOSED_ROUTES:
             return await refuse(send, 403, "Not available in this app")
         if scope["method"] == "POST" and path == UPLOAD_ROUTE:
@@ -165,7 +191,7 @@ class BodyLimit:
     async def upload(self, scope, headers, receive, send):
         """Read the upload whole (it is small), count its files, then hand it to Gradio, or refuse it.
         An address already over its quota is refused before a byte of the body is read."""
-        limit, client = self.uploads.limits.request_bytes, (scope.get("client") or ("unknown",))[0]
+        limit, client = self.uploads.limits.request_bytes, client_address(scope)
         length = headers.get(b"content-length", b"0")
         too_big = f"An upload is at most {self.uploads.limits.file_bytes:,} bytes."
         if not length.isdigit() or int(length) > limit:
@@ -225,8 +251,8 @@ LAUNCH_OPTIONS = {
 
 
 def launch_options(limits: Limits = LOCAL_LIMITS) -> dict:
-    """LAUNCH_OPTIONS plus the limits on requests and uploads for `limits` (the app's ctx.limits). A
+    """LAUNCH_OPTIONS plus the limits on requests, rates and uploads for `limits` (ctx.limits). A
     fresh dict each time: Gradio adds to app_kwargs at every launch."""
     uploads = UploadLimits.for_limits(limits)
-    middleware = Middleware(BodyLimit, limit=MAX_REQUEST_BYTES, uploads=uploads)
+    middleware = Middleware(RequestLimits, limit=MAX_REQUEST_BYTES, uploads=uploads, limits=limits)
     return {**LAUNCH_OPTIONS, "max_file_size": uploads.file_bytes, "app_kwargs": {"middleware": [middleware]}}

@@ -7,6 +7,7 @@ one visitor's malformed, oversized or repeated requests must never cost the othe
 - uploads are limited as they arrive: size, files per request, uploads per address; and an upload is
   deleted once read;
 - a file prediction lets another visitor's sentence in between two chunks;
+- one address that sends requests back to back is answered 429 at the door; other addresses are not;
 - a warning pop-up shows a visitor's text as text, never as HTML (in Chromium).
 """
 
@@ -69,7 +70,12 @@ def call(url: str, api: str, data: list) -> tuple[str, object]:
     r = httpx.post(f"{url}gradio_api/call/{api}", json={"data": data}, timeout=60)
     if r.status_code != 200:
         return "refused", r.status_code
-    body = httpx.get(f"{url}gradio_api/call/{api}/{r.json()['event_id']}", timeout=300).text
+    return read_events(url, api, r.json()["event_id"])
+
+
+def read_events(url: str, api: str, event_id: str) -> tuple[str, object]:
+    """The last event of a call (its result or its error) as the raw API streams it."""
+    body = httpx.get(f"{url}gradio_api/call/{api}/{event_id}", timeout=300).text
     events = [block.split("\n") for block in body.strip().split("\n\n")]
     kind, data = events[-1][0].removeprefix("event: "), events[-1][1].removeprefix("data: ")
     return kind, json.loads(data)
@@ -225,6 +231,42 @@ def test_upload_quotas_per_address_and_in_all_slide_with_the_window(monkeypatch)
     assert log.refuse("b", 1, 10) is None and log.refuse("c", 1, 10)[0] == 503  # files from everyone
     now[0] += 61  # an hour (here a minute) later, all of it has expired
     assert log.refuse("a", 1, 100) is None and log.refuse("c", 1, 10) is None
+
+
+def test_an_address_sending_events_back_to_back_is_slowed_and_no_other(public_server):
+    rate, url = PUBLIC_LIMITS.event_rate, public_server + "gradio_api/call/predict"
+    attacker, visitor = {"X-Forwarded-For": "10.0.3.1"}, {"X-Forwarded-For": "10.0.3.2"}
+    with httpx.Client(timeout=30) as http:
+        start = time.monotonic()
+        answers = [http.post(url, json={"data": [GOOD[0], 42]}, headers=attacker) for _ in range(rate.burst + 20)]
+        elapsed = time.monotonic() - start
+        codes = [r.status_code for r in answers]
+        assert codes[: rate.burst] == [200] * rate.burst  # a burst goes through (to its own message)
+        assert codes.count(200) <= rate.burst + rate.per_second * elapsed + 1
+        refused = answers[codes.index(429)]
+        assert "Too many actions from your address" in refused.text and int(refused.headers["retry-after"]) >= 1
+        good = http.post(url, json={"data": [GOOD[0], "default"]}, headers=visitor)
+        assert good.status_code == 200  # another address is not slowed
+        kind, outputs = read_events(public_server, "predict", good.json()["event_id"])
+        assert kind == "complete" and "ms for one forward pass" in outputs[-1]
+        time.sleep(1.0 / rate.per_second + 0.05)  # the attacker's bucket refills: one more goes through
+        assert http.post(url, json={"data": [GOOD[0], 42]}, headers=attacker).status_code == 200
+
+
+def test_token_buckets_refill_and_forget_idle_addresses():
+    from mtl_app.rates import Buckets, Rate
+
+    now = [0.0]
+    buckets = Buckets(Rate(per_second=2, burst=3), max_keys=2, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(4)] == [True, True, True, False]
+    assert buckets.retry_after("a") == 1
+    now[0] += 0.5  # half a second: one token back
+    assert buckets.take("a") and not buckets.take("a")
+    assert buckets.take("b") and buckets.take("c")  # a third address: full (idle) buckets are forgotten
+    now[0] += 10
+    assert [buckets.take("a") for _ in range(4)] == [True, True, True, False]  # refilled to the burst, no more
+    with pytest.raises(ValueError):
+        Rate(per_second=0, burst=1)
 
 
 def test_only_gradios_uploads_are_ever_deleted(tmp_path):
