@@ -24,8 +24,8 @@ from mtl.device import resolve_device
 from mtl.errors import MTLError
 
 from .admission import Ticket, TrainingGate
-from .rates import Rate
 from .inputs import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, UIError, expect  # noqa: F401  (UIError: re-exported)
+from .rates import Rate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
