@@ -217,6 +217,13 @@ class AppContext:
         with self._lock:
             return self._sessions.get(key) if key else None
 
+    def held_models(self) -> list:
+        """The shipped model, then the models sessions keep (newest first): the models whose frozen
+        weights a new session model may share (mtl.shared_weights); none of them trains in place."""
+        with self._lock:
+            sessions = [ref() for ref in reversed(self._trained.values())]
+        return [self.default_model, *(s.model for s in sessions if s is not None and s.model is not None)]
+
     def adopt(self, session: Session, model, run: dict) -> None:
         """Make `model` the session's trained model. Memory stays bounded: when more than
         limits.session_models sessions hold one, the least recently trained session's model is released

@@ -11,7 +11,9 @@ import pandas as pd
 from mtl import train as training  # called as training.train, so tests can stand in for the loop
 from mtl.config import TASK_SAMPLING, TrainConfig
 from mtl.errors import MTLError
+from mtl.freeze import apply_freeze, parse_freeze
 from mtl.model import new_model
+from mtl.shared_weights import share_frozen
 
 from .admission import Listener, Pace
 from .context import (
@@ -276,6 +278,9 @@ def _run(ctx, session, view, choice, start, config, frozen, n, listener):
         else:
             model = new_model(train_data.tasks, ctx.base_config(), device=ctx.device, seed=SEED)
         freed_when_dropped(model)
+        # frozen weights equal to a held model's are held once (the loop freezes the same way again)
+        apply_freeze(model, parse_freeze(config.freeze, model))
+        share_frozen(model, *ctx.held_models())
         pace = Pace(ctx, session.stop, time_limit(ctx), listener)  # a visitor gone: the run stops
         events = training.train(model, train_data.sample(n, SEED), val, config, stop=pace)
         yield from _updates(ctx, pace, view, events, frozen)

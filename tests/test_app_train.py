@@ -6,7 +6,9 @@ import pytest
 import torch
 from app_helpers import BACKBONE, make_context
 
+from mtl.encoder import hf_model
 from mtl.errors import MTLError
+from mtl.shared_weights import shared_bytes
 from mtl_app import admission, freeze_controls, predict, train_run, train_save
 from mtl_app.context import SESSION_MODEL, Session, UIError
 
@@ -190,6 +192,32 @@ def test_a_saved_model_with_trained_layers_predicts_as_the_session_model(ctx):
     text = ["The striker scored twice.", "Shares fell sharply."]
     for task in ctx.tasks:
         assert torch.allclose(loaded.predict_proba(text)[task], s.model.predict_proba(text)[task], atol=1e-5)
+
+
+def test_session_models_hold_only_what_they_train(ctx):
+    """Frozen weights equal to a held model's are that model's tensors (mtl/shared_weights.py)."""
+    before = weights(ctx.default_model)
+    first, second = Session(), Session()
+    run(ctx, first, frozen=BACKBONE[:5])  # bottom:4 from the pretrained encoder: layers 4 and 5 train
+    params = dict(hf_model(first.model.encoder).named_parameters())
+
+    def size(*starts):
+        return sum(p.numel() * p.element_size() for n, p in params.items() if not starts or n.startswith(starts))
+
+    # the shipped model trained layers 2-5: the embeddings and layers 0-1 (and the unused pooler) are its own
+    assert shared_bytes(first.model, ctx.default_model) == size(
+        "embeddings.", "encoder.layer.0.", "encoder.layer.1.", "pooler."
+    )
+    # a second session's model also shares layers 2 and 3 (pretrained, frozen) with the first: it holds 4 and 5
+    run(ctx, second, frozen=BACKBONE[:5])
+    mine = dict(hf_model(second.model.encoder).named_parameters())
+    assert shared_bytes(second.model, ctx.default_model, first.model) == size() - size(
+        "encoder.layer.4.", "encoder.layer.5."
+    )
+    assert all(mine[n].data_ptr() != params[n].data_ptr() for n in mine if n.startswith("encoder.layer.4."))
+    assert same_weights(before, weights(ctx.default_model))
+    text = ["The striker scored twice.", "Shares fell sharply."]
+    assert ctx.resolve(SESSION_MODEL, second)[0].predict_proba(text)["topic"].shape == (2, len(ctx.tasks["topic"]))
 
 
 def test_pace_stops_at_the_time_limit_after_one_step_and_yields_to_predictions(ctx):
