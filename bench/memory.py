@@ -28,6 +28,7 @@ import time
 
 from common import save, table
 
+from mtl.shared_weights import shared_bytes
 from mtl_app.context import DEFAULT_CHECKPOINT, DEFAULT_MODEL, SESSION_MODEL, AppContext, Session
 from mtl_app.embeddings import EMBED_EXAMPLE, embed_sentences
 from mtl_app.predict import PREDICT_EXAMPLES, predict_many, predict_text
@@ -45,6 +46,14 @@ def status_mb() -> dict:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024  # kB -> MiB
     return {"rss": round(values["VmRSS"], 1), "peak": round(values["VmHWM"], 1)}
+
+
+def own_mib(ctx, model) -> float:
+    """MiB of weights `model` holds itself: all its parameters less those shared with the other held
+    models (the shipped model's, other sessions'; mtl/shared_weights.py)."""
+    total = sum(p.numel() * p.element_size() for p in model.parameters())
+    others = [m for m in ctx.held_models() if m is not model]
+    return round((total - shared_bytes(model, *others)) / 2**20, 1)
 
 
 def train_once(ctx, session, k: int, sentences: int) -> str:
@@ -101,18 +110,25 @@ def main():
         collect()
         m = status_mb()
         held = sum(x.model is not None for x in sessions)
-        rows_many.append({"run": k + 1, **m, "models_held": held, "status": status})
-        print(f"new session {k + 1}: {m}, session models held: {held}", flush=True)
+        own = own_mib(ctx, s.model) if s.model is not None else None
+        rows_many.append({"run": k + 1, **m, "models_held": held, "own_weights_mib": own, "status": status})
+        print(f"new session {k + 1}: {m}, session models held: {held}, its own weights {own} MiB", flush=True)
 
     print()
     print(table(["run", "RSS MiB", "peak MiB (VmHWM)"], [[r["run"], r["rss"], r["peak"]] for r in rows_one]))
     print()
     print(
         table(
-            ["session", "RSS MiB", "peak MiB (VmHWM)", "models held"],
-            [[r["run"], r["rss"], r["peak"], r["models_held"]] for r in rows_many],
+            ["session", "RSS MiB", "peak MiB (VmHWM)", "models held", "its own weights MiB"],
+            [[r["run"], r["rss"], r["peak"], r["models_held"], r["own_weights_mib"]] for r in rows_many],
         )
     )
+    full = max(
+        (r for r in rows_many if r["models_held"] == ctx.limits.session_models), key=lambda r: r["run"], default=None
+    )
+    per_session = (full["rss"] - rows_many[0]["rss"]) / (full["models_held"] - 1) if full else None
+    if per_session is not None:
+        print(f"RSS per session model held, from the first to {full['models_held']}: {per_session:.1f} MiB")
     path = save(
         ("memory-public" if args.public else "memory") + ("-collect" if args.collect else ""),
         {
@@ -128,6 +144,7 @@ def main():
             "serving_mib": serving,
             "one_session": rows_one,
             "new_sessions": rows_many,
+            "rss_per_session_model_mib": per_session,
             "seconds": round(time.time() - t0),
         },
     )

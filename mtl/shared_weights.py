@@ -48,7 +48,20 @@ def share_frozen(model, *references) -> int:
             module._parameters[leaf] = nn.Parameter(r.detach(), requires_grad=False)
             saved += p.numel() * p.element_size()
             break
+    _own_the_rest(mine, references)
     return saved
+
+
+def _own_the_rest(mine: nn.Module, references) -> None:
+    """Give every weight that is not shared a copy of its own. Weights loaded from a safetensors file
+    may be views of the whole file mapped into memory (86 MiB for MiniLM, all of it resident once
+    read): while one such view lives, the whole mapping stays, so a model that shares most of its
+    weights would still cost the whole file."""
+    theirs = {p.data_ptr() for r in references for p in hf_model(r.encoder).parameters()}
+    for name, p in list(mine.named_parameters()):
+        if p.data_ptr() not in theirs:
+            module, leaf = _owner(mine, name)
+            module._parameters[leaf] = nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
 
 
 def shared_bytes(model, *references) -> int:

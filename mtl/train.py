@@ -359,6 +359,7 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     elif save is not None:  # no validation data, or no score better than nothing: keep the final weights
         best.checkpoint = save(None)
     runner.wait()  # every process reports done once the checkpoint is written
+    model.zero_grad(set_to_none=True)  # the last step's gradients: as large as the trained weights
     model.eval()
     yield _done_event(best, stopped, failed, step, started)
 

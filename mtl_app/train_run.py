@@ -25,6 +25,7 @@ from .context import (
     freed_when_dropped,
     log_exception,
     md_escape,
+    return_free_memory,
 )
 from .freeze_controls import check_frozen, encoder_frozen
 from .inputs import expect
@@ -262,6 +263,7 @@ def run_training(
         finally:
             session.running = session.pending = False
             session.stop.clear()
+            return_free_memory()  # what the run allocated and freed goes back to the system
 
 
 def _run(ctx, session, view, choice, start, config, frozen, n, listener):

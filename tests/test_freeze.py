@@ -60,6 +60,7 @@ def test_frozen_weights_are_bit_identical_and_the_rest_train(tiny_model, toy_dat
     before = state(tiny_model)
     events = run(tiny_model, toy_data, freeze=spec)
     assert events[-1]["type"] == "done" and events[-1]["steps"] > 0
+    assert all(p.grad is None for p in tiny_model.parameters())  # no gradients kept after the run
     after = state(tiny_model)
     for component in before:
         if component == "pooler":  # unused by sentence-transformers pooling: always frozen
