@@ -2,9 +2,13 @@
 encode alone on the same backbone, and against two separate single-task models; fp32 and bf16;
 against the compute bound; bf16 agreement with fp32; single-sentence latency in process.
 
+"mtl, both tasks" in bf16 is the CLI's path: weights stored in bf16 (set_precision(..., weights=True));
+"mtl, bf16 autocast" is the app's (float32 weights, shared with session models, cast per pass).
+
 Run: python bench/inference.py   (writes bench/results/inference.json)
 """
 
+import copy
 import time
 
 import torch
@@ -34,38 +38,50 @@ def contenders(model, texts):
 
     from mtl.encoder import resolve_base_model
 
-    st = SentenceTransformer(resolve_base_model("default"), device="cpu")
-    single = [MultiTaskModel(model.config, {t: labels}, device="cpu") for t, labels in model.tasks.items()]
-    for m in single:
-        m.eval()
+    st = {"fp32": SentenceTransformer(resolve_base_model("default"), device="cpu")}
+    st["bf16"] = copy.deepcopy(st["fp32"]).to(torch.bfloat16)
+    single = {"fp32": [MultiTaskModel(model.config, {t: labels}, device="cpu") for t, labels in model.tasks.items()]}
+    single["bf16"] = [copy.deepcopy(m) for m in single["fp32"]]
+    for m in single["bf16"]:
+        m.set_precision("bf16", weights=True)
+    cast = copy.deepcopy(model)
+    cast.set_precision("bf16", weights=True)
 
     def ours(precision):
-        model.precision = precision
+        m = cast if precision == "bf16" else model
+        m.precision = precision
+        return lambda: m.predict_proba(texts, batch_size=64)
+
+    def autocast(precision):
+        if precision != "bf16":
+            return None
+        model.precision = "bf16"
         return lambda: model.predict_proba(texts, batch_size=64)
 
-    def st_encode(precision):
-        def run():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                st.encode(texts, batch_size=64, convert_to_numpy=True)
-
-        return run
+    def st_encode(precision):  # bf16: weights in bf16 too, as ours
+        return lambda: st[precision].encode(texts, batch_size=64, convert_to_numpy=True)
 
     def two_models(precision):
         def run():
-            for m in single:
-                m.precision = precision
+            for m in single[precision]:
                 m.predict_proba(texts, batch_size=64)
 
         return run
 
-    return {"mtl, both tasks": ours, "SentenceTransformer.encode": st_encode, "two single-task models": two_models}
+    return {
+        "mtl, both tasks": ours,
+        "mtl, bf16 autocast": autocast,
+        "SentenceTransformer.encode": st_encode,
+        "two single-task models": two_models,
+    }
 
 
 def throughput(runs: dict, n: int) -> tuple[dict, list]:
     """({precision: {name: sentences/s}}, table rows), every contender timed in the same run."""
     rows, results = [], {}
     for precision in PRECISIONS:
-        rate = {name: n / best_time(fn(precision)) for name, fn in runs.items()}
+        fns = {name: fn(precision) for name, fn in runs.items()}
+        rate = {name: n / best_time(f) for name, f in fns.items() if f is not None}
         results[precision] = rate
         for name, r in rate.items():
             vs_encode, ours_faster = r / rate["SentenceTransformer.encode"], rate["mtl, both tasks"] / r
@@ -74,12 +90,13 @@ def throughput(runs: dict, n: int) -> tuple[dict, list]:
 
 
 def bf16_agreement(model) -> dict:
-    """Share of the test split whose top label is the same in bf16 as in fp32, per task."""
+    """Share of the test split whose top label is the same with bf16 weights as in fp32, per task."""
     test = load_labelled(ROOT / "data" / "test.csv").texts
     model.precision = "fp32"
     exact = model.predict_proba(test)
-    model.precision = "bf16"
-    fast = model.predict_proba(test)
+    cast = copy.deepcopy(model)
+    cast.set_precision("bf16", weights=True)
+    fast = cast.predict_proba(test)
     return {t: (exact[t].argmax(-1) == fast[t].argmax(-1)).float().mean().item() for t in exact}
 
 
@@ -87,13 +104,14 @@ def single_sentence_latency(model) -> dict:
     sentence = "The striker scored twice as the home side won the cup final."
     latency = {}
     for precision in PRECISIONS:
-        model.precision = precision
+        m = copy.deepcopy(model)
+        m.set_precision(precision, weights=True)
         for _ in range(10):
-            model.predict([sentence])
+            m.predict([sentence])
         samples = []
         for _ in range(200):
             t0 = time.perf_counter()
-            model.predict([sentence])
+            m.predict([sentence])
             samples.append(time.perf_counter() - t0)
         latency[precision] = percentiles(samples)
     return latency

@@ -16,7 +16,8 @@ import time
 import torch
 from torch import nn
 
-from .encoder import hf_model, length_order, tokenize
+from .batches import batches, tokenize
+from .encoder import hf_model
 from .freeze import component_params
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -94,21 +95,19 @@ class FeatureCache:
         target = hf_model(model.encoder).embeddings if self.k == 0 else self.layers[self.k - 1]
         hook = target.register_forward_hook(grab) if self.mode == "prefix" else None
         try:
-            order = length_order(model.encoder, self.texts)
-            for start in range(0, len(self.texts), batch_size):
-                idx = order[start : start + batch_size]
-                features = tokenize(model.encoder, [self.texts[i] for i in idx], model.device)
+            for idx, features in batches(model.encoder, self.texts, batch_size, model.device):
                 emb = model.embed(features)
                 if self.mode == "pooled":
+                    pooled = emb.float().cpu()  # one copy from the device per batch, then its rows
                     for row, i in enumerate(idx):
-                        self.items[i] = emb[row].float().cpu().clone()
+                        self.items[i] = pooled[row].clone()
                     continue
                 out = captured["out"]
                 self.tuple_output = isinstance(out, tuple) and self.k > 0
-                hidden = out[0] if isinstance(out, tuple) else out
+                hidden = (out[0] if isinstance(out, tuple) else out).float().cpu()
                 lengths = features["attention_mask"].sum(1).tolist()
                 for row, i in enumerate(idx):
-                    self.items[i] = hidden[row, : lengths[row]].float().cpu().clone()
+                    self.items[i] = hidden[row, : lengths[row]].clone()
         finally:
             if hook is not None:
                 hook.remove()

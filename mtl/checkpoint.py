@@ -86,6 +86,11 @@ def save_checkpoint(
     With dtype float16/bfloat16 the trained encoder weights are stored at half size; the weights in memory
     are left as they are (call round_weights first for a model that predicts as the saved one does)."""
     torch_dtype = _check_dtype(dtype)
+    if model.weights_dtype != torch.float32:
+        raise MTLError(
+            f"this model's weights are {str(model.weights_dtype).removeprefix('torch.')} for prediction only "
+            "(set_precision(..., weights=True)); load it again to save it"
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     params = dict(hf_model(model.encoder).named_parameters())

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batches import batches
 from .config import DEFAULT_BASE_MODEL, POOLING_MODES
 from .errors import ConfigError, MTLError
 
@@ -83,24 +84,6 @@ def hf_model(encoder) -> torch.nn.Module:
     return encoder[0].model
 
 
-def tokenize(encoder, sentences: list[str], device) -> dict:
-    """Pad to the longest sentence of this batch (dynamic padding), truncate to max_seq_length."""
-    features = encoder.preprocess(list(sentences))
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-
-
-def length_order(encoder, sentences: list[str]) -> np.ndarray:
-    """Indices that sort sentences by token count, longest first, so batches pad little."""
-    tok = encoder.tokenizer
-    lengths = [
-        len(ids)
-        for ids in tok(list(sentences), add_special_tokens=True, truncation=True, max_length=encoder.max_seq_length)[
-            "input_ids"
-        ]
-    ]
-    return np.argsort(-np.asarray(lengths), kind="stable")
-
-
 @torch.inference_mode()
 def encode(encoder, sentences: list[str], batch_size: int = 64, pooling: str | None = None) -> np.ndarray:
     """Embed sentences as a (len(sentences), dim) float32 array; optionally override pooling."""
@@ -116,12 +99,15 @@ def encode(encoder, sentences: list[str], batch_size: int = 64, pooling: str | N
     encoder.eval()
     try:
         device = encoder.device
-        order = length_order(encoder, sentences)
-        out = np.zeros((len(sentences), encoder.get_embedding_dimension()), dtype=np.float32)
-        for start in range(0, len(sentences), batch_size):
-            idx = order[start : start + batch_size]
-            features = tokenize(encoder, [sentences[i] for i in idx], device)
-            out[idx] = encoder(features)["sentence_embedding"].float().cpu().numpy()
+        ordered = torch.empty(len(sentences), encoder.get_embedding_dimension(), device=device)
+        order, done = [], 0
+        for idx, features in batches(encoder, sentences, batch_size, device):
+            ordered[done : done + len(idx)] = encoder(features)["sentence_embedding"].float()
+            order.append(idx)
+            done += len(idx)
+        out = np.zeros((len(sentences), ordered.shape[1]), dtype=np.float32)
+        if order:
+            out[np.concatenate(order)] = ordered.cpu().numpy()  # one copy from the device
         return out
     finally:
         pool.pooling_mode = saved_mode

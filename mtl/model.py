@@ -1,11 +1,13 @@
 """The multi-task model: one shared sentence encoder, one head per task, one encoder pass."""
 
+import numpy as np
 import torch
 from torch import nn
 
+from .batches import batches
 from .config import PRECISIONS, ModelConfig
 from .device import bf16_supported, resolve_device
-from .encoder import build_encoder, encode, hf_model, length_order, tokenize
+from .encoder import build_encoder, encode, hf_model
 from .errors import ConfigError
 from .heads import TaskHead
 from .io import weights_sha256
@@ -63,33 +65,49 @@ class MultiTaskModel(nn.Module):
                 linear.weight.copy_(emb / lengths * (scale / lengths.mean()))
                 linear.bias.zero_()
 
-    def set_precision(self, precision: str = "auto") -> str:
-        """fp32, bf16, or auto: bf16 where the device supports it natively (see bench/inference.py)."""
+    def set_precision(self, precision: str = "auto", weights: bool = False) -> str:
+        """fp32, bf16, or auto: bf16 where the device supports it natively (see bench/inference.py). By
+        default bf16 runs as autocast over float32 weights; `weights` stores the weights themselves in
+        that precision, for a model that only predicts (the CLI's predict and eval): no cast per pass,
+        half the memory, and then it cannot be saved (checkpoint.save_checkpoint refuses)."""
         if precision == "auto":
             precision = "bf16" if bf16_supported(self.device) else "fp32"
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be auto or one of {', '.join(PRECISIONS)}; got {precision!r}")
         self.precision = precision
+        if weights:
+            self.to(torch.bfloat16 if precision == "bf16" else torch.float32)
         return precision
+
+    @property
+    def weights_dtype(self) -> torch.dtype:
+        return next(self.heads.parameters()).dtype
+
+    def _autocast(self):
+        """bf16 autocast when bf16 is asked for and the weights are still float32."""
+        enabled = self.precision == "bf16" and self.weights_dtype == torch.float32
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     @torch.inference_mode()
     def predict_proba(self, sentences: list[str], batch_size: int = 64) -> dict[str, torch.Tensor]:
-        """{task: (N, num_labels) probabilities}; batches sorted by length, padded per batch."""
+        """{task: (N, num_labels) float32 probabilities on the CPU}. Batches go longest first, padded
+        per batch (mtl/batches.py); results stay on the device until one copy at the end, so a GPU never
+        waits for the host between batches."""
         was_training = self.training
         self.eval()
         try:
             n = len(sentences)
-            out = {t: torch.zeros(n, len(labels)) for t, labels in self.tasks.items()}
-            order = length_order(self.encoder, sentences)
-            bf16 = self.precision == "bf16"
-            for start in range(0, n, batch_size):
-                idx = torch.as_tensor(order[start : start + batch_size])
-                features = tokenize(self.encoder, [sentences[i] for i in idx], self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            ordered = {t: torch.empty(n, len(labels), device=self.device) for t, labels in self.tasks.items()}
+            order, done = [], 0
+            for idx, features in batches(self.encoder, sentences, batch_size, self.device):
+                with self._autocast():
                     logits = self(features)
                 for t, lg in logits.items():
-                    out[t][idx] = lg.float().softmax(-1).cpu()
-            return out
+                    ordered[t][done : done + len(idx)] = lg.float().softmax(-1)
+                order.append(idx)
+                done += len(idx)
+            back = torch.from_numpy(np.argsort(np.concatenate(order))) if order else torch.zeros(0, dtype=torch.long)
+            return {t: p.cpu()[back] for t, p in ordered.items()}
         finally:
             self.train(was_training)
 

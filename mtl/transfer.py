@@ -4,8 +4,9 @@ of each pooling mode, and of the output of every layer of the backbone, per task
 import numpy as np
 import torch
 
+from .batches import batches
 from .config import POOLING_MODES
-from .encoder import build_encoder, encode, hf_model, length_order, tokenize
+from .encoder import build_encoder, encode, hf_model
 from .logme import logme
 from .results import layer_f1
 
@@ -23,11 +24,8 @@ def layer_embeddings(encoder, texts: list[str], batch_size: int = 64) -> list[np
 
 
 def _layer_means(encoder, hf, texts, batch_size):
-    order = length_order(encoder, texts)
     out = None
-    for start in range(0, len(texts), batch_size):
-        idx = order[start : start + batch_size]
-        f = tokenize(encoder, [texts[i] for i in idx], encoder.device)
+    for idx, f in batches(encoder, texts, batch_size, encoder.device):
         hidden = hf(
             input_ids=f["input_ids"],
             attention_mask=f["attention_mask"],

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from mtl.encoder import build_encoder, encode, tokenize
+from mtl.batches import tokenize
+from mtl.encoder import build_encoder, encode
 from mtl.errors import ConfigError, MTLError
 
 

@@ -65,7 +65,7 @@ def run_eval(args) -> int:
 
     args.checkpoint = checkpoint_or_shipped(args.checkpoint)
     model = load_checkpoint(args.checkpoint, device=args.device)
-    model.set_precision(args.precision)
+    model.set_precision(args.precision, weights=True)  # this model only predicts
     data = load_labelled(
         args.data, text_column=args.text_column, label_sets=model.tasks, group_column=args.group_column or None
     )
@@ -116,7 +116,7 @@ def run_predict(args) -> int:
     if not all(t.strip() for t in texts):
         raise MTLError("--text is empty")
     model = load_checkpoint(checkpoint_or_shipped(args.checkpoint), device=args.device)
-    model.set_precision(args.precision)
+    model.set_precision(args.precision, weights=True)  # this model only predicts
     rows = prediction_rows(model, texts)
     if args.output:
         write_predictions_csv(rows, args.output)
