@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 CHUNK = 4096  # sentences per tokenizer call; sorted by length within it (a few MB of token ids)
@@ -42,9 +43,7 @@ def _batches(encoder, sentences, batch_size, device) -> Iterator:
     pin, left = device.type == "cuda", getattr(encoder.tokenizer, "padding_side", "right") == "left"
     for start in range(0, len(sentences), CHUNK):
         features = encoder.preprocess(list(sentences[start : start + CHUNK]))
-        ids = features["input_ids"]
-        mask = features.get("attention_mask")
-        lengths = mask.sum(1) if mask is not None else torch.full((len(ids),), ids.shape[1])
+        ids, lengths = features["input_ids"], _lengths(features)
         order = torch.argsort(-lengths, stable=True)
         for s in range(0, len(order), batch_size):
             rows = order[s : s + batch_size]
@@ -55,6 +54,63 @@ def _batches(encoder, sentences, batch_size, device) -> Iterator:
                 start + rows.numpy(),
                 {k: _place(v, device, pin) if isinstance(v, torch.Tensor) else v for k, v in batch.items()},
             )
+
+
+class Tokens:
+    """Sentences tokenized once (in chunks, as batches() does), for a training run that draws batches
+    in any order: batch(idx) gives the features encoder.preprocess would give for those sentences
+    (padded to their own longest), on the device, without tokenizing again."""
+
+    def __init__(self, encoder, sentences: list[str]):
+        tok = encoder.tokenizer
+        self.left = getattr(tok, "padding_side", "right") == "left"
+        # what the tokenizer pads with (as its own pad() does), for rows of a chunk narrower than the batch
+        self.pad_values = {"input_ids": tok.pad_token_id or 0, "token_type_ids": getattr(tok, "pad_token_type_id", 0)}
+        self.chunks = [encoder.preprocess(list(sentences[s : s + CHUNK])) for s in range(0, len(sentences), CHUNK)]
+        self.lengths = np.concatenate([_lengths(c).numpy() for c in self.chunks]) if self.chunks else np.zeros(0)
+
+    def batch(self, idx, device) -> dict:
+        idx = np.asarray(idx)
+        which, rows = np.divmod(idx, CHUNK)
+        width = int(self.lengths[idx].max())
+        parts, order = [], []
+        for c in np.unique(which):
+            sel = np.nonzero(which == c)[0]
+            features = self.chunks[c]
+            shape = features["input_ids"].shape
+            cut = slice(shape[1] - width, None) if self.left else slice(0, width)
+            part = {k: _rows(v, torch.from_numpy(rows[sel]), cut, shape) for k, v in features.items()}
+            parts.append({k: self._widen(k, v, width, shape) for k, v in part.items()})
+            order.append(sel)
+        batch = parts[0]
+        if len(parts) > 1:  # rows from several chunks: joined, then put back in the order of idx
+            back = torch.from_numpy(np.argsort(np.concatenate(order)))
+            batch = {
+                k: torch.cat([p[k] for p in parts])[back] if isinstance(v, torch.Tensor) else v
+                for k, v in batch.items()
+            }
+        pin = torch.device(device).type == "cuda"
+        return {k: _place(v, device, pin) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _widen(self, key: str, value, width: int, shape):
+        """A chunk's rows padded out to `width` tokens when the chunk itself is narrower."""
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.ndim < 2
+            or value.shape[1] >= width
+            or value.shape[1] != shape[1]
+        ):
+            return value
+        extra = width - value.shape[1]
+        return torch.nn.functional.pad(
+            value, (extra, 0) if self.left else (0, extra), value=self.pad_values.get(key, 0)
+        )
+
+
+def _lengths(features: dict) -> torch.Tensor:
+    """Tokens per sentence of preprocessed features (their attention mask; all of them without one)."""
+    ids, mask = features["input_ids"], features.get("attention_mask")
+    return mask.sum(1) if mask is not None else torch.full((len(ids),), ids.shape[1])
 
 
 def _rows(value, rows, cut: slice, shape):

@@ -16,7 +16,7 @@ import time
 import torch
 from torch import nn
 
-from .batches import batches, tokenize
+from .batches import Tokens, batches
 from .encoder import hf_model
 from .freeze import component_params
 
@@ -187,13 +187,15 @@ def head_probs(model, cache: FeatureCache, batch_size: int = 1024) -> dict[str, 
         model.train(was_training)
 
 
-def batch_logits(model, texts, idx, tasks, cache: FeatureCache | None = None) -> dict[str, torch.Tensor]:
-    """{task: (B, labels)} logits of training batch `idx` (rows of `texts`) for `tasks`: from the frozen
-    part's cache where there is one, otherwise through the whole model."""
+def batch_logits(
+    model, tokens: Tokens | None, idx, tasks, cache: FeatureCache | None = None
+) -> dict[str, torch.Tensor]:
+    """{task: (B, labels)} logits of training batch `idx` (rows of the tokenized texts) for `tasks`: from
+    the frozen part's cache where there is one, otherwise through the whole model."""
     if cache is not None and cache.mode == "pooled":
         emb = cache.pooled(idx, model.device)
         return {t: model.heads[t](emb) for t in tasks}
-    features = tokenize(model.encoder, [texts[i] for i in idx], model.device)
+    features = tokens.batch(idx, model.device)
     if cache is None:
         return model(features, tasks=tasks)
     with cache.replay(model, idx):
@@ -205,7 +207,9 @@ class BatchForward(nn.Module):
 
     def __init__(self, model, texts, cache: FeatureCache | None):
         super().__init__()
-        self.model, self.texts, self.cache = model, texts, cache
+        self.model, self.cache = model, cache
+        # tokenized once per run, unless every batch comes from the cache of pooled embeddings
+        self.tokens = None if cache is not None and cache.mode == "pooled" else Tokens(model.encoder, texts)
 
     def forward(self, idx, tasks):
-        return batch_logits(self.model, self.texts, idx, tasks, self.cache)
+        return batch_logits(self.model, self.tokens, idx, tasks, self.cache)

@@ -80,3 +80,16 @@ def test_bf16_weights_predict_like_autocast_and_refuse_to_be_saved(tiny_model, t
     with pytest.raises(MTLError, match="bfloat16 for prediction only"):
         save_checkpoint(tiny_model, tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("chunk", [2, 4096])
+def test_pretokenized_batches_equal_tokenizing_the_batch(tiny_model, monkeypatch, chunk):
+    from mtl.batches import Tokens
+
+    monkeypatch.setattr(batches_mod, "CHUNK", chunk)
+    tokens = Tokens(tiny_model.encoder, TEXTS)
+    for idx in ([4, 0, 2], [5, 1, 3, 0], [3], list(range(len(TEXTS)))[::-1]):
+        got = tokens.batch(np.array(idx), "cpu")
+        expected = tiny_model.encoder.preprocess([TEXTS[i] for i in idx])
+        assert got.keys() == expected.keys()
+        assert all(torch.equal(got[k], v) for k, v in expected.items() if isinstance(v, torch.Tensor))
