@@ -30,6 +30,11 @@ def _place(t: torch.Tensor, device, pin: bool) -> torch.Tensor:
     return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
 
 
+def place(t: torch.Tensor, device) -> torch.Tensor:
+    """`t` on `device`; to a GPU from pinned memory, without making the host wait."""
+    return _place(t, device, torch.device(device).type == "cuda")
+
+
 def batches(encoder, sentences: list[str], batch_size: int, device, prefetch: bool | None = None) -> Iterator:
     """(indices into `sentences`, features on `device`) per batch, longest first within each chunk.
     `prefetch` (default: on CUDA) prepares batches ahead in a background thread."""

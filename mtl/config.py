@@ -148,6 +148,9 @@ class TrainConfig(_JSONMixin):
         REGISTER_SAMPLING,
     )
     register_temperature: float = option(2.0, "T in p ~ n^(1/T) for --register-sampling temperature")
+    log_every: int = option(
+        1, "report the loss every N steps (their mean); on a GPU, reading it every step makes the host wait"
+    )
 
     def __post_init__(self):
         _check_number("epochs", self.epochs, 1, 1000, integer=True)
@@ -164,6 +167,7 @@ class TrainConfig(_JSONMixin):
         _check_number("grad_accum", self.grad_accum, 1, 4096, integer=True)
         _check_number("l2sp", self.l2sp, 0.0, 100.0)
         _check_number("register_temperature", self.register_temperature, 0.0, 100.0, low_open=True)
+        _check_number("log_every", self.log_every, 1, 10**6, integer=True)
         _check_choices(self)
         if not isinstance(self.cache, bool):
             raise ConfigError(f"cache must be true or false; got {self.cache!r}")

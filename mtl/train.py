@@ -22,16 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batches import place
 from .cache import BatchForward, build_caches, head_probs
 from .checkpoint import check_save_target, round_weights, save_checkpoint
 from .config import TrainConfig
-from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
-from .freeze import apply_freeze, component_params, encoder_component, parameter_counts, parse_freeze
+from .freeze import apply_freeze, parameter_counts, parse_freeze
 from .io import atomic_directory
 from .losses import task_loss_sums, total_loss, uncertainty_log_vars
 from .sampling import epoch_plan, register_rows
+from .train_step import TrainStep
 
 SNAPSHOT_EVERY = 50  # steps between copies of the weights that a non-finite loss rolls back to
 
@@ -76,7 +77,7 @@ class LocalRunner:
             with self.no_sync(forward, last=m == len(parts) - 1):
                 with autocast():
                     logits = forward(part, tasks)
-                labels = {t: torch.as_tensor(label_ids[t][part], device=device) for t in live}
+                labels = {t: place(torch.from_numpy(label_ids[t][part]), device) for t in live}
                 part_sums = task_loss_sums(logits, labels)
                 # this part's share of each task's batch mean; x world because DDP averages the processes
                 shares = {t: part_sums[t] * weight * self.world / counts[t] for t in live}
@@ -127,24 +128,6 @@ def label_matrix(model, data) -> dict[str, np.ndarray]:
     return {task: np.array(data.label_ids(task, model.tasks[task])) for task in data.labels}
 
 
-def set_train_mode(model, frozen: set[str]) -> None:
-    """Train mode, except frozen parts, which run in eval mode (no dropout): they compute a fixed
-    function, which is also what makes their output cacheable."""
-    model.train()
-    for name, module in hf_model(model.encoder).named_modules():
-        if encoder_component(name + ".") in frozen - {"encoder.other", "pooler"}:
-            module.eval()
-    for task, head in model.heads.items():
-        if f"head.{task}" in frozen:
-            head.eval()
-
-
-def modes_changed(modes: list[tuple]) -> bool:
-    """True when something (a prediction between steps restores train mode everywhere) has changed a
-    module's mode since set_train_mode; reading ~100 flags is far cheaper than setting them."""
-    return any(m.training != want for m, want in modes)
-
-
 def make_optimizer(model, config: TrainConfig, tasks):
     """(AdamW over trainable parameters only, no weight decay on biases and LayerNorm weights; the learnable
     task weights of uncertainty weighting, or None). (None, None) when nothing is trainable."""
@@ -157,23 +140,12 @@ def make_optimizer(model, config: TrainConfig, tasks):
                 groups.append({"params": group, "lr": lr, "weight_decay": weight_decay})
     if not groups:
         return None, None
-    optimizer = torch.optim.AdamW(groups)
+    optimizer = torch.optim.AdamW(groups, fused=model.device.type == "cuda")  # fused: one kernel per step
     log_vars = None
     if config.loss_weighting == "uncertainty":
         log_vars = uncertainty_log_vars(tasks, model.device)
         optimizer.add_param_group({"params": list(log_vars.values()), "lr": config.lr_heads, "weight_decay": 0.0})
     return optimizer, log_vars
-
-
-def warmup_linear(total_steps: int, warmup_ratio: float):
-    warmup = int(total_steps * warmup_ratio)
-
-    def factor(step):
-        if step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    return factor
 
 
 def _snapshot(model):
@@ -225,66 +197,6 @@ def evaluate_only(model, val_data, runner, started: float):
     yield {**done, "seconds": time.perf_counter() - started}
 
 
-class TrainStep:
-    """One optimisation step at a time: forward and backward through the runner, clipping, the optimizer and
-    learning-rate schedule; set up once per run (the runner wraps the model and optimizer here)."""
-
-    def __init__(self, model, config, runner, optimizer, log_vars, frozen, data, cache, label_ids, total_steps):
-        self.model, self.config, self.runner, self.log_vars, self.frozen = model, config, runner, log_vars, frozen
-        self.label_ids, self.total_steps = label_ids, total_steps
-        self.lr_factor = warmup_linear(total_steps, config.warmup_ratio)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_factor)
-        self.forward, self.optimizer = runner.prepare(
-            model, optimizer, data.texts, cache, label_ids, config.task_sampling
-        )
-        self.trainable = [p for p in model.parameters() if p.requires_grad]
-        encoder = [ps for c, ps in component_params(model).items() if not c.startswith("head.")]
-        self.encoder_trainable = [(n, p) for ps in encoder for n, p in ps if p.requires_grad]
-        # L2-SP (Li et al. 2018): the weights the run starts from, which the penalty pulls the encoder back to
-        self.anchor = [(p, p.detach().clone()) for _, p in self.encoder_trainable] if config.l2sp else []
-        set_train_mode(model, frozen)
-        self.modes = [(m, m.training) for m in model.modules()]
-
-    def autocast(self):
-        return torch.autocast(self.model.device.type, torch.bfloat16, enabled=self.config.precision == "bf16")
-
-    def __call__(self, tasks, idx, step: int, epoch: int) -> dict:
-        """The step event of a step on batch `idx`, or an error event when its loss is not finite (and then
-        nothing is updated)."""
-        started, config = time.perf_counter(), self.config
-        if modes_changed(self.modes):
-            set_train_mode(self.model, self.frozen)
-        loss, losses = self.runner.forward_backward(
-            self.forward, self.label_ids, idx, tasks, self.log_vars, self.autocast
-        )
-        if not torch.isfinite(loss):
-            message = f"the loss became {loss.item()} at step {step + 1}; training stopped and the last good weights"
-            return {"type": "error", "step": step, "message": message + " were kept (try a lower learning rate)"}
-        if step == 0:  # remember which encoder weights a run changes; checkpoints store only those
-            self.model.trained_params.update(n for n, p in self.encoder_trainable if p.grad is not None)
-        weights = {t: math.exp(-s.item()) for t, s in self.log_vars.items()} if self.log_vars else None
-        for p, start in self.anchor:  # the gradient of l2sp/2 * ||w - w0||^2, added to the loss's
-            if p.grad is not None:
-                p.grad.add_(p.detach() - start, alpha=config.l2sp)
-        if config.grad_clip:
-            self.runner.clip_grad_norm_(self.trainable, config.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        return {
-            "type": "step",
-            "step": step + 1,
-            "epoch": epoch,
-            "tasks": list(tasks),
-            "loss": loss.item(),
-            "losses": {t: v.item() for t, v in losses.items()},
-            "task_weights": weights,
-            "lr_encoder": config.lr_encoder * self.lr_factor(step) if self.encoder_trainable else 0.0,
-            "lr_heads": config.lr_heads * self.lr_factor(step),
-            "examples_per_sec": len(idx) / (time.perf_counter() - started),
-            "progress": (step + 1) / self.total_steps,
-        }
-
-
 def train(model, train_data, val_data=None, config=None, stop=None, output_dir=None, runner=None):
     """Train `model` in place, yielding events (see the top of this file).
 
@@ -325,7 +237,7 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     lengths = np.array([len(t) for t in train_data.texts])  # characters: a cheap proxy for tokens
     save = None if output_dir is None else lambda metrics: _save(model, runner, output_dir, config, frozen, metrics)
     best = BestSoFar(model, save)
-    last_good = _snapshot(model)
+    last_good, verified_at = _snapshot(model), 0  # weights every loss up to verified_at was finite for
     step, stopped, failed = 0, False, False
 
     for epoch in range(1, config.epochs + 1):
@@ -334,17 +246,24 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
                 stopped = True
                 break
             event = train_step(tasks, idx, step, epoch)
-            if event["type"] == "error":  # nothing was updated: roll back to the last good copy and stop
+            if event is None or event["type"] == "step":
+                step += 1
+            if event is None:
+                continue
+            if event["type"] == "error":  # roll back to the last good copy and stop
                 _restore(model, last_good)
                 failed = True
                 yield event
                 break
-            step += 1
-            if step % SNAPSHOT_EVERY == 0:
-                last_good = _snapshot(model)
+            if step - verified_at >= SNAPSHOT_EVERY:  # every loss so far was finite: a good copy
+                last_good, verified_at = _snapshot(model), step
             yield event
             if config.eval_every and val_data is not None and step % config.eval_every == 0:
+                if failed := (yield from _flushed(train_step, step, epoch, last_good)):
+                    break
                 yield best.update(validate(model, val_data, val_cache, runner, step, epoch))
+        if not failed:
+            failed = yield from _flushed(train_step, step, epoch, last_good)
         if stopped or failed:
             break
         if val_data is not None:
@@ -362,6 +281,18 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
     model.zero_grad(set_to_none=True)  # the last step's gradients: as large as the trained weights
     model.eval()
     yield _done_event(best, stopped, failed, step, started)
+
+
+def _flushed(train_step, step, epoch, last_good):
+    """Yield the report of steps not reported yet, if any; True when it found a non-finite loss (then
+    the weights go back to `last_good`)."""
+    event = train_step.flush(step, epoch)
+    if event is None:
+        return False
+    if event["type"] == "error":
+        _restore(train_step.model, last_good)
+    yield event
+    return event["type"] == "error"
 
 
 def _epoch(label_ids, config, rng, lengths=None, groups=None) -> list[tuple]:

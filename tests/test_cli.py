@@ -259,6 +259,7 @@ TRAIN_FLAGS = {
     "--l2sp": (0.0, float, None),
     "--register-sampling": ("proportional", None, ("proportional", "temperature")),
     "--register-temperature": (2.0, float, None),
+    "--log-every": (1, int, None),
 }
 
 

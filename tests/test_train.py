@@ -128,6 +128,42 @@ def test_bad_training_options(field, value):
         TrainConfig(**{field: value})
 
 
+def test_losses_read_every_n_steps_are_the_means_and_change_no_weight(tiny_bert, toy_data):
+    """log_every N: one step event per N steps (and one for the rest of an epoch), with the mean losses
+    of its steps; the training itself is the same, bit for bit."""
+    runs = {}
+    for n in (1, 4):
+        model = new_model(toy_data.tasks, ModelConfig(base_model=tiny_bert), device="cpu", seed=0)
+        config = TrainConfig(epochs=2, batch_size=4, log_every=n, lr_encoder=1e-3)
+        events = [e for e in train(model, toy_data, toy_data, config) if e["type"] in ("step", "eval")]
+        runs[n] = (events, {k: v.clone() for k, v in model.state_dict().items()})
+    (every, weights1), (fours, weights4) = runs[1], runs[4]
+    assert all(torch.equal(weights1[k], weights4[k]) for k in weights1)
+    steps1 = [e for e in every if e["type"] == "step"]
+    per_epoch = len(steps1) // 2  # 9 steps an epoch: reports at every 4th step, and at the end of each epoch
+    assert [e["step"] for e in fours if e["type"] == "step"] == [4, 8, 9, 12, 16, 18] and per_epoch == 9
+    assert [e["type"] for e in fours].count("eval") == 2 and fours[3]["type"] == "eval"  # after the epoch's last report
+    for e in (e for e in fours if e["type"] == "step"):
+        covered = steps1[e["step"] - e["steps"] : e["step"]]
+        assert e["loss"] == pytest.approx(np.mean([c["loss"] for c in covered]), rel=1e-5)
+        assert e["losses"]["topic"] == pytest.approx(np.mean([c["losses"]["topic"] for c in covered]), rel=1e-5)
+
+
+def test_a_non_finite_loss_found_at_a_report_rolls_back_to_verified_weights(tiny_model, toy_data):
+    good, events = None, []
+    for e in train(tiny_model, toy_data, None, TrainConfig(epochs=3, batch_size=4, log_every=3)):
+        events.append(e)
+        if e["type"] == "start":
+            good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
+        if e["type"] == "step" and e["step"] == 3:
+            with torch.no_grad():
+                tiny_model.heads["topic"].net[-1].weight.fill_(float("nan"))
+    assert events[-2]["type"] == "error" and "the loss became nan" in events[-2]["message"]
+    assert "at step 6" in events[-2]["message"] and events[-1]["failed"]  # found at the next report
+    for n, p in tiny_model.heads.named_parameters():
+        assert torch.equal(p, good[n])  # the copy from before step 1: the last one verified
+
+
 def test_uncertainty_weighting_learns_task_weights(tiny_model, toy_data):
     config = TrainConfig(epochs=3, batch_size=6, loss_weighting="uncertainty", lr_heads=5e-2)
     steps = [e for e in train(tiny_model, toy_data, None, config) if e["type"] == "step"]
