@@ -23,7 +23,7 @@ import torch
 from .config import MIXED_PRECISION
 from .device import resolve_device
 from .errors import ConfigError
-from .train import LocalRunner
+from .train import LocalRunner, eval_batch
 
 
 def launched_world_size() -> int:
@@ -135,7 +135,11 @@ class AccelerateRunner(LocalRunner):
             return None
         share = texts[self.rank :: self.world]
         per = math.ceil(len(texts) / self.world)
-        local = model.predict_proba(share) if share else {t: torch.zeros(0, len(v)) for t, v in model.tasks.items()}
+        local = (
+            model.predict_proba(share, eval_batch(model.device))
+            if share
+            else {t: torch.zeros(0, len(v)) for t, v in model.tasks.items()}
+        )
         padded = {}
         for t, p in local.items():
             padded[t] = torch.zeros(per, p.shape[1], device=self.acc.device)
