@@ -54,6 +54,13 @@ def random_backbone(out: Path) -> Path:
     return out
 
 
+def attention(base: str) -> str:
+    """The attention implementation transformers picked for the backbone (sdpa: PyTorch's fused kernel)."""
+    from mtl.encoder import build_encoder, hf_model
+
+    return hf_model(build_encoder(base)).config._attn_implementation
+
+
 def sentences(n: int) -> list[str]:
     """The project's sentences, every register, repeated (in a fixed shuffle) to n."""
     texts = []
@@ -215,6 +222,7 @@ def main():
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         base = str(random_backbone(Path(tmp) / "minilm-random"))
+        attn = attention(base)
         texts = sentences(args.sentences)
         print(f"{device}: {len(texts):,} sentences; backbone {base} (random weights)", flush=True)
         batches = (64, 256) if args.quick else (64, 256, 512)
@@ -231,7 +239,7 @@ def main():
         "command": "python bench/gpu.py" + (" --quick" if args.quick else ""),
         "device": str(device),
         "sentences": len(texts),
-        "attention": "sdpa",
+        "attention": attn,
         "prediction": predict_rows,
         "training": train_rows,
         "seconds": round(time.time() - t0),
