@@ -14,7 +14,7 @@ peak so far). Linux only; run by hand:
 Each run is short: the app's default freeze (embeddings + layers 0-3 frozen), 1 epoch, `--sentences`
 sentences, starting alternately from the pretrained encoder and from the session's model. Nothing calls
 the garbage collector: a released model must be freed the moment its last reference goes
-(mtl_app.context.freed_when_dropped), as it is in the app. With --collect, gc.collect() runs after every
+(mtl_app.memory.freed_when_dropped), as it is in the app. With --collect, gc.collect() runs after every
 run (how this was measured before the models were freed deterministically), for comparison.
 Writes bench/results/memory.json (memory-public.json with --public; -collect added with --collect).
 """

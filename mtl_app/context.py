@@ -4,9 +4,7 @@ and the AppContext (the shipped model, saved models, the training data, the sess
 Errors a user can fix raise UIError (an MTLError): the app shows the message, never a traceback."""
 
 import copy
-import ctypes
 import dataclasses
-import functools
 import os
 import re
 import shutil
@@ -27,6 +25,7 @@ from mtl.errors import MTLError
 
 from .admission import Ticket, TrainingGate
 from .inputs import MAX_INPUT_CHARS, MAX_SENTENCE_CHARS, UIError, expect  # noqa: F401  (UIError: re-exported)
+from .memory import freed_when_dropped
 from .rates import Rate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -381,35 +380,6 @@ def accuracy_line(metrics, prefix: str = "Validation accuracy: ") -> str:
     if not scores:
         return "No validation scores recorded."
     return prefix + " · ".join(f"{task} {acc:.1%}" for task, acc in scores.items())
-
-
-def freed_when_dropped(model):
-    """`model`, with the one reference cycle it carries broken: sentence-transformers' model card points
-    back at its encoder, so without this a released model (weights, moments, cached features) waits for
-    the garbage collector instead of being freed the moment its last reference goes. The card is only
-    used to write a sentence-transformers model card, which the app never does."""
-    card = getattr(getattr(model, "encoder", None), "model_card_data", None)
-    if card is not None and getattr(card, "model", None) is not None:
-        card.model = None
-    return model
-
-
-def return_free_memory() -> None:
-    """Hand memory the process has freed back to the system (glibc's malloc_trim; elsewhere nothing).
-    A training run allocates and frees a few hundred MiB (activations, optimizer moments, the cached
-    features, the base model read from disk); glibc keeps freed heap pages, so without this each run
-    leaves the process larger (bench/memory.py)."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _libc():
-    try:
-        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
-    except OSError:  # not glibc (musl, ...)
-        return None
 
 
 def log_exception(what: str) -> None:

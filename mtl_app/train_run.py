@@ -22,13 +22,12 @@ from .context import (
     Session,
     UIError,
     accuracy_line,
-    freed_when_dropped,
     log_exception,
     md_escape,
-    return_free_memory,
 )
 from .freeze_controls import check_frozen, encoder_frozen
 from .inputs import expect
+from .memory import freed_when_dropped, return_free_memory
 
 MAX_EPOCHS = LOCAL_LIMITS.max_epochs  # the local app's limits; ctx.limits holds those in force
 BATCH_SIZES = (8, 16, 32, 64)
