@@ -64,13 +64,13 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
             {"name": "encoder frozen, heads 30 epochs", "freeze": "backbone", "epochs": 30},
             # cheap screens of two ideas on the cached heads-only path (minutes, not hours, on a CPU)
             {
-                "name": "encoder frozen, heads 30 epochs, zero-shot head start",
+                "name": "heads only 30 epochs, zero-shot head start",
                 "freeze": "backbone",
                 "epochs": 30,
                 "head_init": "labels",
             },
             {
-                "name": "encoder frozen, heads 30 epochs, registers by temperature 2",
+                "name": "heads only 30 epochs, registers by temperature 2",
                 "freeze": "backbone",
                 "epochs": 30,
                 "register_sampling": "temperature",
