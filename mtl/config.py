@@ -148,6 +148,11 @@ class TrainConfig(_JSONMixin):
         REGISTER_SAMPLING,
     )
     register_temperature: float = option(2.0, "T in p ~ n^(1/T) for --register-sampling temperature")
+    compile: bool = option(
+        False,
+        "torch.compile the encoder for this run (dynamic shapes; minutes to compile on a CPU, no gain there; "
+        "frozen layers are then recomputed, not cached)",
+    )
     log_every: int = option(
         1, "report the loss every N steps (their mean); on a GPU, reading it every step makes the host wait"
     )
@@ -169,7 +174,8 @@ class TrainConfig(_JSONMixin):
         _check_number("register_temperature", self.register_temperature, 0.0, 100.0, low_open=True)
         _check_number("log_every", self.log_every, 1, 10**6, integer=True)
         _check_choices(self)
-        if not isinstance(self.cache, bool):
-            raise ConfigError(f"cache must be true or false; got {self.cache!r}")
+        for name in ("cache", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if not isinstance(self.freeze, str):
             raise ConfigError(f"freeze must be a string; got {self.freeze!r}")

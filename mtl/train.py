@@ -16,7 +16,7 @@ of every batch, all yielding the same events; only the main process writes the c
 
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from .batches import place
 from .cache import BatchForward, build_caches, head_probs
 from .checkpoint import check_save_target, round_weights, save_checkpoint
 from .config import TrainConfig
+from .encoder import hf_model
 from .errors import DataError
 from .evaluate import evaluate, score, summary
 from .freeze import apply_freeze, parameter_counts, parse_freeze
@@ -234,15 +235,30 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
         yield from evaluate_only(model, val_data, runner, started)
         return
     cache, val_cache = None, None
-    if config.cache:
+    if config.cache and not config.compile:  # replaying cached layers would recompile at every batch
         val_texts = val_data.texts if val_data is not None else None
         cache, val_cache, event = build_caches(model, frozen, train_data.texts, val_texts)
         if event:
             yield event
     train_step = TrainStep(model, config, runner, optimizer, log_vars, frozen, train_data, cache, y, total_steps)
-    lengths = np.array([len(t) for t in train_data.texts])  # characters: a cheap proxy for tokens
     save = None if output_dir is None else lambda metrics: _save(model, runner, output_dir, config, frozen, metrics)
     best = BestSoFar(model, save)
+    with compiled_encoder(model, config.compile):
+        outcome = yield from _steps(train_step, train_data, val_data, y, rng, stop, best, val_cache)
+    if best.weights is not None:
+        _restore(model, best.weights)
+    elif save is not None:  # no validation data, or no score better than nothing: keep the final weights
+        best.checkpoint = save(None)
+    runner.wait()  # every process reports done once the checkpoint is written
+    model.zero_grad(set_to_none=True)  # the last step's gradients: as large as the trained weights
+    model.eval()
+    yield _done_event(best, *outcome, started)
+
+
+def _steps(train_step, train_data, val_data, y, rng, stop, best, val_cache):
+    """The epochs: steps, reports, evaluations; returns (stopped, failed, steps done)."""
+    model, config, runner = train_step.model, train_step.config, train_step.runner
+    lengths = np.array([len(t) for t in train_data.texts])  # characters: a cheap proxy for tokens
     last_good, verified_at = _snapshot(model), 0  # weights every loss up to verified_at was finite for
     step, stopped, failed = 0, False, False
 
@@ -279,14 +295,7 @@ def train(model, train_data, val_data=None, config=None, stop=None, output_dir=N
 
     if stopped and val_data is not None and step > 0:  # the stopped weights may still be the best
         yield best.update(validate(model, val_data, val_cache, runner, step, epoch))
-    if best.weights is not None:
-        _restore(model, best.weights)
-    elif save is not None:  # no validation data, or no score better than nothing: keep the final weights
-        best.checkpoint = save(None)
-    runner.wait()  # every process reports done once the checkpoint is written
-    model.zero_grad(set_to_none=True)  # the last step's gradients: as large as the trained weights
-    model.eval()
-    yield _done_event(best, stopped, failed, step, started)
+    return stopped, failed, step
 
 
 def _flushed(train_step, step, epoch, last_good):
@@ -322,6 +331,22 @@ def _start_event(model, frozen, total_steps, config, train_data) -> dict:
         "epochs": config.epochs,
         "examples": len(train_data),
     }
+
+
+@contextmanager
+def compiled_encoder(model, enabled: bool):
+    """With `enabled`, the encoder's transformer runs torch.compile'd (dynamic shapes) inside the block,
+    and as it was after it. sentence-transformers calls the model's forward method directly, so that is
+    what is compiled (names of parameters, hence checkpoints, do not change)."""
+    if not enabled:
+        yield
+        return
+    hf = hf_model(model.encoder)
+    hf.forward = torch.compile(hf.forward, dynamic=True)
+    try:
+        yield
+    finally:
+        del hf.forward  # back to the class's forward
 
 
 def _done_event(best, stopped, failed, steps, started) -> dict:

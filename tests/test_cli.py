@@ -260,6 +260,7 @@ TRAIN_FLAGS = {
     "--register-sampling": ("proportional", None, ("proportional", "temperature")),
     "--register-temperature": (2.0, float, None),
     "--log-every": (1, int, None),
+    "--compile": (False, None, None),
 }
 
 

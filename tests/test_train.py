@@ -1,3 +1,4 @@
+import shutil
 import threading
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from mtl.config import ModelConfig, TrainConfig
+from mtl.encoder import hf_model
 from mtl.errors import ConfigError
 from mtl.model import new_model
 from mtl.sampling import epoch_plan
@@ -229,3 +231,22 @@ def test_the_loop_does_not_import_the_distributed_runner_and_model_does_not_impo
     from conftest import REPO
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="torch.compile on a CPU needs a C compiler")
+def test_compile_trains_like_eager_and_leaves_the_model_as_it_was(tiny_bert, toy_data):
+    """--compile: the same losses as eager (dropout off: compiled dropout draws other numbers), the frozen
+    layers recomputed rather than cached, and afterwards the encoder's own forward again."""
+    runs = {}
+    for compile_ in (False, True):
+        model = new_model(toy_data.tasks, ModelConfig(base_model=tiny_bert, dropout=0.0), device="cpu", seed=0)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        config = TrainConfig(epochs=1, batch_size=8, freeze="bottom:1", compile=compile_, lr_encoder=1e-3)
+        events = list(train(model, toy_data, None, config))
+        runs[compile_] = [e["loss"] for e in events if e["type"] == "step"], [e["type"] for e in events]
+        assert "forward" not in vars(hf_model(model.encoder))  # the class's forward, not a compiled one
+    (eager, eager_kinds), (compiled, kinds) = runs[False], runs[True]
+    assert "cache" in eager_kinds and "cache" not in kinds
+    assert compiled == pytest.approx(eager, abs=1e-4)
