@@ -8,7 +8,8 @@ Needs only PyTorch, transformers, sentence-transformers and this checkout (no ne
 large carried): the backbone is all-MiniLM-L6-v2's shape (bench/minilm_shape: its config and
 tokenizer, 720 KB) with random weights, built on the spot; weights do not change speed.
 Sentences are the project's own (data/*.csv, data/v2/*.csv: headlines, posts, reviews, reports),
-repeated to --sentences. Every timing is the best of --repeats, with torch.cuda.synchronize().
+repeated to --sentences (10,000). Every timing is the best of --repeats (2) after a warm-up run, with
+torch.cuda.synchronize().
 
 Prediction (sentences/s, tokenisation included, both tasks): this project's predict_proba (fp32
 weights; bf16 weights), the previous path (token counts first, then each batch tokenized again, bf16
@@ -220,8 +221,8 @@ TRAIN_VARIANTS = [
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sentences", type=int, default=20_000)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sentences", type=int, default=10_000)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--steps", type=int, default=60, help="timed training steps per variant")
     p.add_argument("--quick", action="store_true", help="400 sentences, 1 repeat, 8 steps: does it run?")
     args = p.parse_args()
