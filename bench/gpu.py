@@ -224,7 +224,9 @@ def main():
     p.add_argument("--sentences", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--steps", type=int, default=60, help="timed training steps per variant")
-    p.add_argument("--quick", action="store_true", help="400 sentences, 1 repeat, 8 steps: does it run? (~12 min on 2 CPU cores)")
+    p.add_argument(
+        "--quick", action="store_true", help="400 sentences, 1 repeat, 8 steps: does it run? (~12 min on 2 cores)"
+    )
     args = p.parse_args()
     if args.quick:
         args.sentences, args.repeats, args.steps = 400, 1, 8
