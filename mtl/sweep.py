@@ -176,7 +176,7 @@ def run_sweeps(
         done[config_key(cfg), r["seed"]] = {k: v for k, v in r.items() if k not in ("sweep", "name", "config", "seed")}
     for sweep in names:
         for cfg in available[sweep]:
-            if only and not any(o in cfg["name"] for o in only):
+            if not selected(cfg, only):
                 continue
             key = config_key(cfg)
             for seed in range(seeds):
@@ -188,6 +188,15 @@ def run_sweeps(
                 runs.append(record)
                 yield "run", record
     yield "done", {"runs": runs, "summary": summarise(runs)}
+
+
+def selected(cfg: dict, only) -> bool:
+    """Whether --only picks this configuration: every one without --only; a TEXT that is a whole
+    configuration name picks that one alone, any other TEXT every name that contains it."""
+    if not only:
+        return True
+    names = {c["name"] for configs in sweep_configs().values() for c in configs}
+    return any(cfg["name"] == o if o in names else o in cfg["name"] for o in only)
 
 
 def loro_plan(cfg: dict, registers: list[str]) -> list[tuple[list[str], list[str]]]:

@@ -91,3 +91,13 @@ def test_a_half_done_seed_is_left_out_of_the_summary():
     row = loro_summary(runs)[0]
     assert row["seeds"] == [0] and row["registers"]["a"]["topic"]["accuracy"]["mean"] == 0.5
     assert row["mean"]["topic"]["accuracy"] == pytest.approx(0.6)
+
+
+def test_only_a_whole_name_selects_that_configuration_alone():
+    from mtl.sweep import selected, sweep_configs
+
+    names = [c["name"] for c in sweep_configs()["loro"] if selected(c, ["bottom:2, 5 epochs"])]
+    assert names == ["bottom:2, 5 epochs"]  # a prefix of four other names, given whole
+    several = [c["name"] for c in sweep_configs()["loro"] if selected(c, ["zero-shot"])]
+    assert len(several) == 2 and all("zero-shot" in n for n in several)  # any other text: every match
+    assert all(selected(c, None) for c in sweep_configs()["loro"])

@@ -19,7 +19,12 @@ def add_commands(sub) -> None:
         default=["freeze", "layers", "tasks", "mixing"],
         help="freeze | layers | tasks | mixing, or loro alone (leave one register out: data with a register column)",
     )
-    sw.add_argument("--only", nargs="+", metavar="TEXT", help="only the configurations whose name contains TEXT")
+    sw.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help="only the configuration named TEXT, or else those whose name contains it",
+    )
     sw.add_argument("--seeds", type=int, default=3)
     sw.add_argument("--epochs", type=int, default=3)
     sw.add_argument("--train", default=SHIPPED_SPLITS[0])
@@ -53,7 +58,7 @@ def run_sweep(args) -> int:
     from ..data import Dataset, load_labelled
     from ..errors import ConfigError
     from ..results import read_results, summary_of, write_results
-    from ..sweep import run_loro, run_sweeps, sweep_configs
+    from ..sweep import run_loro, run_sweeps, selected, sweep_configs
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
@@ -72,7 +77,7 @@ def run_sweep(args) -> int:
             previous = earlier.get("runs", [])
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
-        configs = [c for c in sweep_configs()["loro"] if not args.only or any(o in c["name"] for o in args.only)]
+        configs = [c for c in sweep_configs()["loro"] if selected(c, args.only)]
         everything = Dataset.concat([train_data, val_data, test_data])
         runs_iter = run_loro(
             configs,
