@@ -83,7 +83,7 @@ class Tokens:
             sel = np.nonzero(which == c)[0]
             features = self.chunks[c]
             shape = features["input_ids"].shape
-            cut = slice(shape[1] - width, None) if self.left else slice(0, width)
+            cut = slice(max(0, shape[1] - width), None) if self.left else slice(0, width)
             part = {k: _rows(v, torch.from_numpy(rows[sel]), cut, shape) for k, v in features.items()}
             parts.append({k: self._widen(k, v, width, shape) for k, v in part.items()})
             order.append(sel)

@@ -41,15 +41,20 @@ def share_frozen(model, *references) -> int:
                 continue
             if r.data_ptr() == p.data_ptr():
                 break  # shared already
-            with torch.no_grad():
-                if not torch.equal(r, p):
-                    continue
+            if not _same_bits(r, p):
+                continue
             module, leaf = _owner(mine, name)
             module._parameters[leaf] = nn.Parameter(r.detach(), requires_grad=False)
             saved += p.numel() * p.element_size()
             break
     _own_the_rest(mine, references)
     return saved
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit for bit (torch.equal alone takes 0.0 for -0.0)."""
+    with torch.no_grad():
+        return torch.equal(a.detach().contiguous().view(torch.uint8), b.detach().contiguous().view(torch.uint8))
 
 
 def _own_the_rest(mine: nn.Module, references) -> None:

@@ -174,10 +174,10 @@ def run_sweeps(
     for r in previous:
         cfg = r["config"]
         done[config_key(cfg), r["seed"]] = {k: v for k, v in r.items() if k not in ("sweep", "name", "config", "seed")}
+    if only and not any(select(available[sweep], only) for sweep in names):
+        raise ConfigError(f"--only {' '.join(only)!r} matches no configuration of {', '.join(names)}")
     for sweep in names:
-        for cfg in available[sweep]:
-            if not selected(cfg, only):
-                continue
+        for cfg in select(available[sweep], only):
             key = config_key(cfg)
             for seed in range(seeds):
                 if stop is not None and stop.is_set():
@@ -190,13 +190,13 @@ def run_sweeps(
     yield "done", {"runs": runs, "summary": summarise(runs)}
 
 
-def selected(cfg: dict, only) -> bool:
-    """Whether --only picks this configuration: every one without --only; a TEXT that is a whole
-    configuration name picks that one alone, any other TEXT every name that contains it."""
+def select(configs: list[dict], only) -> list[dict]:
+    """The configurations --only picks from `configs`: all without --only; a TEXT that is the whole name
+    of one of them picks that one alone, any other TEXT every name that contains it."""
     if not only:
-        return True
-    names = {c["name"] for configs in sweep_configs().values() for c in configs}
-    return any(cfg["name"] == o if o in names else o in cfg["name"] for o in only)
+        return list(configs)
+    names = {c["name"] for c in configs}
+    return [c for c in configs if any(c["name"] == o if o in names else o in c["name"] for o in only)]
 
 
 def loro_plan(cfg: dict, registers: list[str]) -> list[tuple[list[str], list[str]]]:

@@ -268,18 +268,16 @@ def _steps(train_step, train_data, val_data, y, rng, stop, best, val_cache):
                 stopped = True
                 break
             event = train_step(tasks, idx, step, epoch)
-            if event is None or event["type"] == "step":
-                step += 1
-            if event is None:
-                continue
-            if event["type"] == "error":  # roll back to the last good copy and stop
+            if event is not None and event["type"] == "error":  # roll back to the last good copy and stop
                 _restore(model, last_good)
                 failed = True
                 yield event
                 break
-            if step - verified_at >= SNAPSHOT_EVERY:  # every loss so far was finite: a good copy
-                last_good, verified_at = _snapshot(model), step
-            yield event
+            step += 1
+            if event is not None:  # a report: every loss so far was finite
+                if step - verified_at >= SNAPSHOT_EVERY:
+                    last_good, verified_at = _snapshot(model), step
+                yield event
             if config.eval_every and val_data is not None and step % config.eval_every == 0:
                 if failed := (yield from _flushed(train_step, step, epoch, last_good)):
                     break

@@ -53,16 +53,18 @@ class LossWindow:
         self.reset()
 
     def reset(self) -> None:
-        self.total, self.tasks, self.steps, self.examples = None, {}, 0, 0
+        self.total, self.tasks, self.steps, self.examples, self.started = None, {}, 0, 0, 0.0
         self.task_steps: dict[str, int] = {}
-        self.started = time.perf_counter()
 
-    def add(self, loss: torch.Tensor, losses: dict, examples: int) -> None:
+    def add(self, loss: torch.Tensor, losses: dict, examples: int, started: float) -> None:
+        """One step's losses and batch size; `started`: when the step began (the window's first counts)."""
         loss = loss.detach()
         self.total = loss if self.total is None else self.total + loss
         for t, v in losses.items():
             self.tasks[t] = v.detach() if t not in self.tasks else self.tasks[t] + v.detach()
             self.task_steps[t] = self.task_steps.get(t, 0) + 1
+        if self.steps == 0:
+            self.started = started
         self.steps += 1
         self.examples += examples
 
@@ -100,7 +102,7 @@ class TrainStep:
         return torch.autocast(self.model.device.type, torch.bfloat16, enabled=self.config.precision == "bf16")
 
     def __call__(self, tasks, idx, step: int, epoch: int) -> dict | None:
-        config, every_step = self.config, self.config.log_every == 1
+        config, every_step, started = self.config, self.config.log_every == 1, time.perf_counter()
         if modes_changed(self.modes):
             set_train_mode(self.model, self.frozen)
         loss, losses = self.runner.forward_backward(
@@ -119,7 +121,7 @@ class TrainStep:
             self.weights_used = {t: s.detach().clone() for t, s in self.log_vars.items()}
         self.optimizer.step()
         self.scheduler.step()
-        self.window.add(loss, losses, len(idx))
+        self.window.add(loss, losses, len(idx), started)
         self.tasks_seen += [t for t in tasks if t not in self.tasks_seen]
         due = every_step or (step + 1) % config.log_every == 0 or step + 1 == self.total_steps
         return self.report(step, epoch) if due else None
@@ -130,7 +132,8 @@ class TrainStep:
 
     def report(self, step: int, epoch: int) -> dict:
         """The step event of the steps since the last report (their mean losses), as of step `step`."""
-        loss, losses = self.window.read()
+        loss, losses = self.window.read()  # waits for the device: the time below is the steps' own
+        seconds = time.perf_counter() - self.window.started  # from the window's first step, not the last report
         if not math.isfinite(loss):
             return self.error(loss, step)
         config, window, tasks = self.config, self.window, self.tasks_seen
@@ -145,7 +148,7 @@ class TrainStep:
             "task_weights": weights,
             "lr_encoder": config.lr_encoder * self.lr_factor(step) if self.encoder_trainable else 0.0,
             "lr_heads": config.lr_heads * self.lr_factor(step),
-            "examples_per_sec": window.examples / (time.perf_counter() - window.started),
+            "examples_per_sec": window.examples / max(seconds, 1e-9),
             "progress": (step + 1) / self.total_steps,
             "steps": window.steps,  # steps this report covers (log_every)
         }

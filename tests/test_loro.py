@@ -93,11 +93,18 @@ def test_a_half_done_seed_is_left_out_of_the_summary():
     assert row["mean"]["topic"]["accuracy"] == pytest.approx(0.6)
 
 
-def test_only_a_whole_name_selects_that_configuration_alone():
-    from mtl.sweep import selected, sweep_configs
+def test_only_a_whole_name_selects_that_configuration_alone(tmp_path, capsys):
+    from mtl.cli import main
+    from mtl.sweep import select, sweep_configs
 
-    names = [c["name"] for c in sweep_configs()["loro"] if selected(c, ["bottom:2, 5 epochs"])]
-    assert names == ["bottom:2, 5 epochs"]  # a prefix of four other names, given whole
-    several = [c["name"] for c in sweep_configs()["loro"] if selected(c, ["zero-shot"])]
+    loro = sweep_configs()["loro"]
+    assert [c["name"] for c in select(loro, ["bottom:2, 5 epochs"])] == ["bottom:2, 5 epochs"]  # a prefix of 4 more
+    several = [c["name"] for c in select(loro, ["zero-shot"])]
     assert len(several) == 2 and all("zero-shot" in n for n in several)  # any other text: every match
-    assert all(selected(c, None) for c in sweep_configs()["loro"])
+    # a whole name of another sweep ("bottom:2" in layers) is still a substring here
+    assert select(loro, ["bottom:2"]) == [c for c in loro if "bottom:2" in c["name"]] and select(loro, None) == loro
+    out = tmp_path / "kept.json"
+    out.write_text("{}")
+    argv = ["sweep", "--sweeps", "loro", "--only", "no such recipe", "--output", str(out)]
+    assert main(argv) == 2 and "matches no" in capsys.readouterr().err
+    assert out.read_text() == "{}"  # nothing written over the results file

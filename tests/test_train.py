@@ -151,6 +151,15 @@ def test_losses_read_every_n_steps_are_the_means_and_change_no_weight(tiny_bert,
         assert e["losses"]["topic"] == pytest.approx(np.mean([c["losses"]["topic"] for c in covered]), rel=1e-5)
 
 
+def test_evaluations_come_every_eval_every_steps_whatever_log_every(tiny_model, toy_data):
+    config = TrainConfig(epochs=2, batch_size=4, log_every=7, eval_every=5)
+    events = [e for e in train(tiny_model, toy_data, toy_data, config) if e["type"] in ("step", "eval")]
+    evals = [e["step"] for e in events if e["type"] == "eval"]
+    assert [s for s in evals if s % 5 == 0][:3] == [5, 10, 15]  # and one at the end of each epoch
+    before_eval = [events[i - 1] for i, e in enumerate(events) if e["type"] == "eval" and e["step"] == 5]
+    assert before_eval[0]["type"] == "step" and before_eval[0]["step"] == 5  # steps 1-5 reported first
+
+
 def test_a_non_finite_loss_found_at_a_report_rolls_back_to_verified_weights(tiny_model, toy_data):
     good, events = None, []
     for e in train(tiny_model, toy_data, None, TrainConfig(epochs=3, batch_size=4, log_every=3)):

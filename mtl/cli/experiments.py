@@ -58,7 +58,7 @@ def run_sweep(args) -> int:
     from ..data import Dataset, load_labelled
     from ..errors import ConfigError
     from ..results import read_results, summary_of, write_results
-    from ..sweep import run_loro, run_sweeps, selected, sweep_configs
+    from ..sweep import run_loro, run_sweeps, select, sweep_configs
 
     train_data = load_labelled(args.train)
     val_data = load_labelled(args.val, label_sets=train_data.tasks)
@@ -77,7 +77,9 @@ def run_sweep(args) -> int:
             previous = earlier.get("runs", [])
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
-        configs = [c for c in sweep_configs()["loro"] if selected(c, args.only)]
+        configs = select(sweep_configs()["loro"], args.only)
+        if not configs:
+            raise ConfigError(f"--only {' '.join(args.only)!r} matches no leave-one-register-out configuration")
         everything = Dataset.concat([train_data, val_data, test_data])
         runs_iter = run_loro(
             configs,
