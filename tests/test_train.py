@@ -65,16 +65,21 @@ def test_stop_mid_run_leaves_a_usable_model(tiny_model, toy_data, tmp_path):
     assert set(pred) == {"topic", "sentiment"} and abs(sum(pred["topic"]["probs"].values()) - 1) < 1e-5
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_weights(tiny_model, toy_data):
-    good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
-    events = []
-    for e in train(tiny_model, toy_data, None, TrainConfig(epochs=3, batch_size=4)):
+def poisoned_run(model, data, poison_at: int, **config):
+    """(events, the heads' weights at the start): a run whose topic head turns NaN after step `poison_at`."""
+    good, events = None, []
+    for e in train(model, data, None, TrainConfig(epochs=3, batch_size=4, **config)):
         events.append(e)
         if e["type"] == "start":
-            good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
-        if e["type"] == "step" and e["step"] == 2:
+            good = {n: p.detach().clone() for n, p in model.heads.named_parameters()}
+        if e["type"] == "step" and e["step"] == poison_at:
             with torch.no_grad():
-                tiny_model.heads["topic"].net[-1].weight.fill_(float("nan"))
+                model.heads["topic"].net[-1].weight.fill_(float("nan"))
+    return events, good
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_weights(tiny_model, toy_data):
+    events, good = poisoned_run(tiny_model, toy_data, 2)
     assert events[-2]["type"] == "error" and "the loss became nan" in events[-2]["message"]
     assert events[-1]["failed"]
     for n, p in tiny_model.heads.named_parameters():
@@ -161,14 +166,7 @@ def test_evaluations_come_every_eval_every_steps_whatever_log_every(tiny_model, 
 
 
 def test_a_non_finite_loss_found_at_a_report_rolls_back_to_verified_weights(tiny_model, toy_data):
-    good, events = None, []
-    for e in train(tiny_model, toy_data, None, TrainConfig(epochs=3, batch_size=4, log_every=3)):
-        events.append(e)
-        if e["type"] == "start":
-            good = {n: p.detach().clone() for n, p in tiny_model.heads.named_parameters()}
-        if e["type"] == "step" and e["step"] == 3:
-            with torch.no_grad():
-                tiny_model.heads["topic"].net[-1].weight.fill_(float("nan"))
+    events, good = poisoned_run(tiny_model, toy_data, 3, log_every=3)
     assert events[-2]["type"] == "error" and "the loss became nan" in events[-2]["message"]
     assert "at step 6" in events[-2]["message"] and events[-1]["failed"]  # found at the next report
     for n, p in tiny_model.heads.named_parameters():
