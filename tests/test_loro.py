@@ -72,6 +72,13 @@ def test_cli_sweep_loro_writes_json_and_markdown_and_resumes(tiny_sweeps, regist
     capsys.readouterr()
     assert main(argv + ["--resume"]) == 0
     assert "3 earlier runs reused" in capsys.readouterr().err
+    # asking for more seeds reuses seed 0 and trains only seed 1
+    more_seeds = argv.copy()
+    more_seeds[argv.index("--seeds") + 1] = "2"
+    assert main(more_seeds + ["--resume"]) == 0
+    assert "3 earlier runs reused" in capsys.readouterr().err
+    payload = json.loads(out.read_text())
+    assert payload["seeds"] == 2 and sorted(r["seed"] for r in payload["runs"]) == [0, 0, 0, 1, 1, 1]
     assert main(["sweep", "--sweeps", "loro", "freeze", "--train", str(path)]) == 2
 
 

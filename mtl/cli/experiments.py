@@ -30,7 +30,7 @@ def add_commands(sub) -> None:
     sw.add_argument("--train", default=SHIPPED_SPLITS[0])
     sw.add_argument("--val", default=SHIPPED_SPLITS[1])
     sw.add_argument("--test", default=SHIPPED_SPLITS[2])
-    sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same seeds/epochs)")
+    sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same --epochs; a sweep with fewer --seeds is extended)")
     sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
     sw.add_argument("--model", default=DEFAULT_BASE_MODEL, help="base model: 'default', a Hugging Face id or a folder")
     sw.set_defaults(run=run_sweep)
@@ -73,8 +73,9 @@ def run_sweep(args) -> int:
     previous = []
     if args.resume and Path(args.output).is_file():
         earlier = read_results(args.output)
-        if (earlier.get("seeds"), earlier.get("epochs")) == (args.seeds, args.epochs):
-            previous = earlier.get("runs", [])
+        # seeds are numbered from 0, so an earlier sweep with fewer seeds holds the first runs of this one
+        if earlier.get("epochs") == args.epochs:
+            previous = [r for r in earlier.get("runs", []) if r.get("seed", 0) < args.seeds]
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
         configs = select(sweep_configs()["loro"], args.only)
