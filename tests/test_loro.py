@@ -115,3 +115,17 @@ def test_only_a_whole_name_selects_that_configuration_alone(tmp_path, capsys):
     argv = ["sweep", "--sweeps", "loro", "--only", "no such recipe", "--output", str(out)]
     assert main(argv) == 2 and "matches no" in capsys.readouterr().err
     assert out.read_text() == "{}"  # nothing written over the results file
+
+
+def test_cli_sweep_on_some_registers_and_fewer_sentences(tiny_sweeps, registered, tmp_path):  # noqa: F811
+    path, data = registered
+    out = tmp_path / "some.json"
+    argv = ["sweep", "--sweeps", "freeze", "--only", "encoder frozen (heads train)", "--seeds", "1", "--epochs", "1"]
+    argv += ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out)]
+    assert main(argv + ["--registers", "posts", "news", "--train-sentences", "5"]) == 0
+    sizes = json.loads(out.read_text())["data"]
+    in_two = data.groups.count("posts") + data.groups.count("news")
+    assert sizes == {"registers": ["posts", "news"], "train": 5, "val": in_two, "test": in_two}
+    assert main(argv + ["--registers", "nowhere"]) == 2  # a register the data lacks: its own message
+    assert main(argv + ["--train-sentences", "-1"]) == 2
+    assert main(["sweep", "--sweeps", "loro", "--registers", "posts", "--train", str(path)]) == 2

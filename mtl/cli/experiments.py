@@ -30,7 +30,24 @@ def add_commands(sub) -> None:
     sw.add_argument("--train", default=SHIPPED_SPLITS[0])
     sw.add_argument("--val", default=SHIPPED_SPLITS[1])
     sw.add_argument("--test", default=SHIPPED_SPLITS[2])
-    sw.add_argument("--resume", action="store_true", help="reuse the runs already in --output (same --epochs; a sweep with fewer --seeds is extended)")
+    sw.add_argument(
+        "--registers",
+        nargs="+",
+        metavar="NAME",
+        help="train, validate and test on these registers only (data with a register column; not with loro)",
+    )
+    sw.add_argument(
+        "--train-sentences",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train every run on the same N sentences drawn at random from --train (0 = all of them)",
+    )
+    sw.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs already in --output (same --epochs; a sweep with fewer --seeds is extended)",
+    )
     sw.add_argument("--output", default="results/sweep.json", help="JSON results; a .md table is written beside it")
     sw.add_argument("--model", default=DEFAULT_BASE_MODEL, help="base model: 'default', a Hugging Face id or a folder")
     sw.set_defaults(run=run_sweep)
@@ -55,26 +72,25 @@ def add_commands(sub) -> None:
 
 def run_sweep(args) -> int:
     from ..config import ModelConfig
-    from ..data import Dataset, load_labelled
+    from ..data import Dataset
     from ..errors import ConfigError
     from ..results import read_results, summary_of, write_results
     from ..sweep import run_loro, run_sweeps, select, sweep_configs
 
-    train_data = load_labelled(args.train)
-    val_data = load_labelled(args.val, label_sets=train_data.tasks)
-    test_data = load_labelled(args.test, label_sets=train_data.tasks)
     loro = "loro" in args.sweeps
     model_config = ModelConfig(base_model=args.model)
     if loro and args.sweeps != ["loro"]:
         raise ConfigError("run --sweeps loro on its own (its results file has another shape)")
+    train_data, val_data, test_data = _sweep_data(args, loro)
     command = "python -m mtl sweep " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["sweep"] else "mtl.cli sweep"
-    meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "machine": machine_info()}
+    sizes = {"registers": args.registers, "train": len(train_data), "val": len(val_data), "test": len(test_data)}
+    meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "data": sizes, "machine": machine_info()}
     runs = []
     previous = []
     if args.resume and Path(args.output).is_file():
         earlier = read_results(args.output)
         # seeds are numbered from 0, so an earlier sweep with fewer seeds holds the first runs of this one
-        if earlier.get("epochs") == args.epochs:
+        if earlier.get("epochs") == args.epochs and earlier.get("data", sizes) == sizes:
             previous = [r for r in earlier.get("runs", []) if r.get("seed", 0) < args.seeds]
             print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
@@ -121,6 +137,25 @@ def run_sweep(args) -> int:
             json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
             print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
+
+
+def _sweep_data(args, loro: bool):
+    """(train, val, test) as --train/--val/--test, --registers and --train-sentences select them."""
+    from ..data import load_labelled
+    from ..errors import ConfigError
+
+    train = load_labelled(args.train)
+    val = load_labelled(args.val, label_sets=train.tasks)
+    test = load_labelled(args.test, label_sets=train.tasks)
+    if args.registers:
+        if loro:
+            raise ConfigError("--registers picks the data of an ordinary sweep; loro chooses registers itself")
+        train, val, test = (d.only_groups(args.registers) for d in (train, val, test))
+    if args.train_sentences < 0:
+        raise ConfigError(f"--train-sentences must be 0 (all) or more; got {args.train_sentences}")
+    if args.train_sentences:
+        train = train.sample(args.train_sentences, seed=0)
+    return train, val, test
 
 
 def run_logme(args) -> int:
