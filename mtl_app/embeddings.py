@@ -17,14 +17,16 @@ from .inputs import clean_text, expect, readable, shorten
 
 MAX_EMBED_SENTENCES = LOCAL_LIMITS.embed_sentences  # rows of the heatmap (ctx.limits: those in force)
 LABEL_COLORS = ["#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d"]
-EMBED_EXAMPLE = """The striker scored twice as the home side won the cup final.
-A late goal from the captain sealed the championship for the visitors.
+# pairs on one subject in two registers (headline and post, news and figures, forum and report, two
+# reviews): similar meaning should read as similar whatever the style
+EMBED_EXAMPLE = """Rovers Snatch Late Winner to Reach Cup Final
+what a goal in the 90th minute!!! we're going to the final ⚽ #COYR
 The central bank raised interest rates by half a point on Thursday.
-Shares in the carmaker fell sharply after weak quarterly earnings.
-The new vaccine cut hospital admissions by forty percent in the trial.
-Researchers unveiled a chip that runs a language model on a phone.
+Net interest income rose 6 % as the bank passed higher rates on to borrowers.
+Has anyone had the new flu jab? My arm is still sore two days later.
+The vaccine cut hospital admissions by forty percent in the trial, researchers said.
 Our flight was delayed six hours and the airline offered no help at all.
-The hotel staff were wonderful and the view over the bay was stunning."""
+Two stars: the room smelled of smoke and the 'sea view' was a car park."""
 
 
 def parse_sentences(

@@ -1,12 +1,14 @@
 """The Predict tab: every label of every task for one sentence (one forward pass through the shared
 encoder and all heads), examples, and a whole file at once with a CSV to download."""
 
+import csv
 import os
 import re
 import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 import pandas as pd
@@ -26,23 +28,30 @@ FILE_CHUNK = 16  # a file's sentences per forward pass: waiting visitors go betw
 BATCH_TYPES = (".csv", ".jsonl", ".txt")
 _ASCII_ALNUM = re.compile("[A-Za-z0-9]")
 
-# (text, topic, sentiment) as labelled by the dataset's rules; together they cover every label
-PREDICT_EXAMPLES = [
-    ("What a comeback! The underdogs won the final in extra time.", "Sports", "positive"),
-    ("The match kicks off at 8 pm on Saturday at the national stadium.", "Sports", "neutral"),
-    ("Nordvik Bank shares soared after record quarterly profits.", "Business", "positive"),
-    ("The factory will close next month, putting 900 people out of work.", "Business", "negative"),
-    ("The new season of the show is a triumph, funny and beautifully acted.", "Entertainment", "positive"),
-    ("The clinic ran out of flu vaccine and patients were turned away.", "Health", "negative"),
-    ("Parliament passed the budget bill by 212 votes to 190.", "Politics", "neutral"),
-    ("The minister resigned in disgrace after the expenses scandal.", "Politics", "negative"),
-    ("The telescope captured the sharpest image yet of a distant galaxy.", "Science & Technology", "positive"),
-    ("The app update is buggy and keeps crashing my phone.", "Science & Technology", "negative"),
-    ("Not bad at all for a budget airline.", "Travel", "positive"),
-    ("Oh great, another two-hour delay at the passport queue.", "Travel", "negative"),
-    ("The two countries signed a trade treaty in Geneva on Monday.", "World", "neutral"),
-    ("Aid convoys finally reached the flooded villages after the ceasefire held.", "World", "positive"),
-]
+
+class Example(NamedTuple):
+    """A Predict example, labelled by the dataset's guide (data/README.md), in one of its registers."""
+
+    text: str
+    topic: str
+    sentiment: str
+    register: str
+
+
+# written for the app (none is in the corpus; a test checks): together they cover every label, and every
+# register has each sentiment, so a visitor sees the styles people type as well as the crafted cases
+EXAMPLES_FILE = Path(__file__).with_name("predict_examples.csv")
+with open(EXAMPLES_FILE, newline="", encoding="utf-8") as _f:
+    PREDICT_EXAMPLES = [Example(**row) for row in csv.DictReader(_f)]
+REGISTER_NAMES = {
+    "social": "Social post",
+    "headlines": "Headline",
+    "reviews": "Review",
+    "financial": "Financial statement",
+    "forum": "Forum",
+    "newsbody": "News report",
+    "crafted": "Crafted hard case",
+}
 
 
 def unknown_note(model, text: str) -> str | None:
@@ -295,7 +304,7 @@ def file_rows(ctx: AppContext, model, texts: list[str]) -> list[dict]:
 def _sentence_column(ctx: AppContext):
     """The sentence box, the Predict button and the examples; returns (text, button, examples)."""
     text = gr.Textbox(
-        PREDICT_EXAMPLES[10][0],
+        PREDICT_EXAMPLES[0].text,
         lines=3,
         max_lines=8,
         label="Sentence",
@@ -304,9 +313,10 @@ def _sentence_column(ctx: AppContext):
     )
     button = gr.Button("Predict", variant="primary")
     examples = gr.Examples(
-        [[t] for t, _, _ in PREDICT_EXAMPLES],
+        [[e.text] for e in PREDICT_EXAMPLES],
         inputs=[text],
-        label="Examples: click one (together they cover every topic and sentiment)",
+        label="Examples in the styles people type: click one (together they cover every topic and sentiment)",
+        example_labels=[f"{REGISTER_NAMES[e.register]} · {e.text}" for e in PREDICT_EXAMPLES],
         examples_per_page=len(PREDICT_EXAMPLES),
         api_name="load_example",
     )

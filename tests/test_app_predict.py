@@ -3,13 +3,17 @@
 import csv
 import threading
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
 from app_helpers import make_context
 
 from mtl.predictions import prediction_rows
 from mtl_app import predict
 from mtl_app.context import MAX_BATCH_ROWS, MAX_SENTENCE_CHARS, SESSION_MODEL, Session, UIError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +43,22 @@ def test_predict_shortens_very_long_text_with_a_note(ctx):
 
 
 def test_examples_cover_every_label_and_the_model_agrees(ctx):
-    texts = [t for t, _, _ in predict.PREDICT_EXAMPLES]
-    assert {t for _, t, _ in predict.PREDICT_EXAMPLES} == set(ctx.tasks["topic"])
-    assert {s for _, _, s in predict.PREDICT_EXAMPLES} == set(ctx.tasks["sentiment"])
-    preds = ctx.default_model.predict(texts)
-    right = sum(p["topic"]["label"] == t for p, (_, t, _) in zip(preds, predict.PREDICT_EXAMPLES))
-    assert right >= len(texts) - 2
+    examples = predict.PREDICT_EXAMPLES
+    assert {e.topic for e in examples} == set(ctx.tasks["topic"])
+    assert {e.sentiment for e in examples} == set(ctx.tasks["sentiment"])
+    # every register of the corpus, each with every sentiment
+    registers = set(pd.read_csv(ROOT / "data" / "v2" / "test.csv")["register"])
+    assert {e.register for e in examples} == registers == set(predict.REGISTER_NAMES)
+    for register in registers:
+        assert {e.sentiment for e in examples if e.register == register} == set(ctx.tasks["sentiment"])
+    # written for the app: none is a sentence of the corpus
+    corpus = {
+        t for split in ("train", "val", "test") for t in pd.read_csv(ROOT / "data" / "v2" / f"{split}.csv")["text"]
+    }
+    assert not {e.text for e in examples} & corpus
+    preds = ctx.default_model.predict([e.text for e in examples])
+    right = sum(p["topic"]["label"] == e.topic for p, e in zip(preds, examples))
+    assert right >= len(examples) - 2
 
 
 def test_predict_file_matches_the_cli_columns(ctx, tmp_path):

@@ -27,7 +27,7 @@ from mtl_app.context import PUBLIC_LIMITS
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 CHROMIUM = "/usr/bin/chromium"
 FILE_DATA = {"meta": {"_type": "gradio.FileData"}}
-GOOD = [t for t, _, _ in predict.PREDICT_EXAMPLES[:8]]
+GOOD = [e.text for e in predict.PREDICT_EXAMPLES[:8]]
 MALFORMED = {  # a prediction request's [text, model choice] as an attacker may send it
     "choice-number": (["Shares fell.", 5], "The model choice must be text, not a number"),
     "choice-list": (["Shares fell.", [1, 2]], "The model choice must be text, not a list"),
