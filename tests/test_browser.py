@@ -76,7 +76,7 @@ def test_predict_a_sentence_and_read_the_bars(page):
     assert len(topic) == 8 and len(sentiment) == 3
     assert max(topic, key=topic.get) == "Sports" and sum(topic.values()) == pytest.approx(1, abs=1e-3)
     expect(page.locator("#predict-info")).to_contain_text("ms for one forward pass")
-    page.get_by_text("Oh great, another two-hour delay at the passport queue.").click()  # an example
+    page.get_by_text("Review · Two stars: the room smelled of smoke").click()  # an example (a review)
     expect(page.locator("#label-topic [data-testid='label-output-value']")).to_have_text("Travel")
     expect(page.locator("#label-sentiment [data-testid='label-output-value']")).to_have_text("negative")
     shoot(page, "predict")
