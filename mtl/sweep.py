@@ -209,27 +209,43 @@ def loro_plan(cfg: dict, registers: list[str]) -> list[tuple[list[str], list[str
 
 
 def run_loro(
-    cfgs: list[dict], seeds: int, epochs: int, train_data, val_data, all_data, stop=None, model_config=None, previous=()
+    cfgs: list[dict],
+    seeds: int,
+    epochs: int,
+    train_data,
+    val_data,
+    all_data,
+    stop=None,
+    model_config=None,
+    previous=(),
+    held_out=None,
 ):
     """Leave one register out: yields ("run", record) per (config, seed, held-out register), then ("done", {runs}).
     Training and validation use only the training registers; the test is every sentence of the held-out
-    register (all of all_data's rows of it). Runs in `previous` with the same config and seed are reused."""
+    register (all of all_data's rows of it). Runs in `previous` with the same config and seed are reused.
+    `held_out` (register names) holds out only those, for a cheaper screen; each still trains on all others."""
     registers = list(all_data.group_indices())
     if len(registers) < 2:
         raise DataError("leave-one-register-out needs data with a register column and at least 2 registers")
+    unknown = [h for h in held_out or [] if h not in registers]
+    if unknown:
+        raise DataError(f"no register(s) {', '.join(map(repr, unknown))} in the data ({', '.join(registers)})")
     done = {(config_key(r["config"]), r["seed"], r["held_out"]): r for r in previous}
     runs = []
     for cfg in cfgs:
         for seed in range(seeds):
-            for trained, held_out in loro_plan(cfg, registers):
-                keys = [(config_key(cfg), seed, h) for h in held_out]
+            for trained, tested in loro_plan(cfg, registers):
+                tested = [h for h in tested if not held_out or h in held_out]
+                if not tested:
+                    continue
+                keys = [(config_key(cfg), seed, h) for h in tested]
                 if all(k in done for k in keys):
                     records = [done[k] for k in keys]
                 else:
                     if stop is not None and stop.is_set():
                         return
                     records = _loro_runs(
-                        cfg, seed, epochs, trained, held_out, train_data, val_data, all_data, stop, model_config
+                        cfg, seed, epochs, trained, tested, train_data, val_data, all_data, stop, model_config
                     )
                 for record in records:
                     runs.append(record)

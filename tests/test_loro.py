@@ -129,3 +129,17 @@ def test_cli_sweep_on_some_registers_and_fewer_sentences(tiny_sweeps, registered
     assert main(argv + ["--registers", "nowhere"]) == 2  # a register the data lacks: its own message
     assert main(argv + ["--train-sentences", "-1"]) == 2
     assert main(["sweep", "--sweeps", "loro", "--registers", "posts", "--train", str(path)]) == 2
+
+
+def test_loro_can_hold_out_only_some_registers(tiny_sweeps, registered, tmp_path):  # noqa: F811
+    path, data = registered
+    out = tmp_path / "two.json"
+    argv = ["sweep", "--sweeps", "loro", "--only", "encoder frozen", "--seeds", "1", "--epochs", "1"]
+    argv += ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out)]
+    assert main(argv + ["--held-out", "posts", "news"]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted(r["held_out"] for r in runs) == ["news", "posts"]
+    for r in runs:  # each model still trains on every other register
+        assert sorted(r["trained_on"]) == sorted(set(REGISTERS) - {r["held_out"]})
+    assert main(argv + ["--held-out", "nowhere"]) == 2
+    assert main(argv[:2] + ["freeze"] + argv[3:] + ["--held-out", "posts"]) == 2

@@ -37,6 +37,12 @@ def add_commands(sub) -> None:
         help="train, validate and test on these registers only (data with a register column; not with loro)",
     )
     sw.add_argument(
+        "--held-out",
+        nargs="+",
+        metavar="NAME",
+        help="loro only: hold out just these registers (each model still trains on all the others), a cheaper screen",
+    )
+    sw.add_argument(
         "--train-sentences",
         type=int,
         default=0,
@@ -107,6 +113,7 @@ def run_sweep(args) -> int:
             everything,
             model_config=model_config,
             previous=previous,
+            held_out=args.held_out,
         )
     else:
         runs_iter = run_sweeps(
@@ -147,6 +154,8 @@ def _sweep_data(args, loro: bool):
     train = load_labelled(args.train)
     val = load_labelled(args.val, label_sets=train.tasks)
     test = load_labelled(args.test, label_sets=train.tasks)
+    if args.held_out and not loro:
+        raise ConfigError("--held-out is for --sweeps loro; --registers picks the data of other sweeps")
     if args.registers:
         if loro:
             raise ConfigError("--registers picks the data of an ordinary sweep; loro chooses registers itself")
