@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import REPO
+from conftest import README_ROWS, REPO
 
 from mtl.checkpoint import load_checkpoint
 from mtl.config import ModelConfig, TrainConfig
@@ -45,16 +45,6 @@ def test_shipped_model_is_small_and_predicts_sensibly(shipped):
     assert preds[2]["topic"]["label"] == "Travel" and preds[2]["sentiment"]["label"] == "negative"
     for p in preds:
         assert abs(sum(p["sentiment"]["probs"].values()) - 1) < 1e-5
-
-
-README_ROWS = {  # the rows of the README's table of the shipped model's test metrics
-    "social posts": "social",
-    "headlines": "headlines",
-    "reviews": "reviews",
-    "financial statements": "financial",
-    "forum and chat": "forum",
-    "news reports": "newsbody",
-}
 
 
 def test_readme_reports_the_shipped_models_real_test_metrics(shipped):

@@ -105,7 +105,7 @@ def test_only_a_whole_name_selects_that_configuration_alone(tmp_path, capsys):
     from mtl.sweep import select, sweep_configs
 
     loro = sweep_configs()["loro"]
-    assert [c["name"] for c in select(loro, ["bottom:2, 5 epochs"])] == ["bottom:2, 5 epochs"]  # a prefix of 4 more
+    assert [c["name"] for c in select(loro, ["bottom:2, 5 epochs"])] == ["bottom:2, 5 epochs"]  # a prefix of 5 more
     several = [c["name"] for c in select(loro, ["zero-shot"])]
     assert len(several) == 2 and all("zero-shot" in n for n in several)  # any other text: every match
     # a whole name of another sweep ("bottom:2" in layers) is still a substring here

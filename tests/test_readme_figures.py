@@ -1,0 +1,74 @@
+"""The README's measured figures for real text come from committed result files, not from memory."""
+
+import json
+import re
+
+from conftest import README_ROWS, REPO
+
+README = REPO / "README.md"
+SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
+PAIR = re.compile(r"\b\d\.\d{3} / \d\.\d{3}\b")  # "topic / sentiment" accuracy, as the README writes it
+
+
+def _pair(topic: float, sentiment: float) -> str:
+    return f"{topic:.3f} / {sentiment:.3f}"
+
+
+def _metric_pairs(node):
+    """Every {topic: {accuracy}, sentiment: {accuracy}} in a JSON tree, as README pairs."""
+    if isinstance(node, dict):
+        if all(isinstance(node.get(t), dict) and "accuracy" in node[t] for t in ("topic", "sentiment")):
+            yield _pair(node["topic"]["accuracy"], node["sentiment"]["accuracy"])
+        for value in node.values():
+            yield from _metric_pairs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _metric_pairs(value)
+
+
+def _summary_pairs(markdown: str):
+    """The mean and the worst-register pairs of each row of a leave-one-register-out summary table."""
+    for m in re.finditer(
+        r"^\| [^|]+ \| (\d\.\d{3}) \| (\d\.\d{3}) [^|]*\| (\d\.\d{3}) \| (\d\.\d{3}) ", markdown, re.M
+    ):
+        yield f"{m[1]} / {m[3]}"
+        yield f"{m[2]} / {m[4]}"
+
+
+def _sources() -> set[str]:
+    """Pairs the committed files hold: the leave-one-register-out tables (per register, means, worst registers),
+    every single run of them (per seed), and the shipped model's benchmark (new model and the one it replaced)."""
+    found = set()
+    for md in sorted((REPO / "results").glob("loro*.md")):
+        text = md.read_text(encoding="utf-8")
+        found |= set(PAIR.findall(text)) | set(_summary_pairs(text))
+    for js in sorted((REPO / "results").glob("loro*.json")):
+        found |= set(_metric_pairs(json.loads(js.read_text(encoding="utf-8"))["runs"]))
+    return found | set(_metric_pairs(json.loads(SHIPPED.read_text(encoding="utf-8"))))
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def test_leave_one_register_out_figures_come_from_result_files():
+    readme = README.read_text(encoding="utf-8")
+    figures = PAIR.findall(_section(readme, "\n### Leave one register out\n"))
+    assert len(figures) >= 20
+    sources = _sources()
+    assert [f for f in figures if f not in sources] == []
+
+
+def test_previous_models_column_is_the_benchmarks_baseline():
+    """The shipped-model table's last column is the replaced model, scored in the same benchmark run."""
+    readme = README.read_text(encoding="utf-8")
+    baseline = json.loads(SHIPPED.read_text(encoding="utf-8"))["baseline"]["test"]
+    v2, v1 = baseline["data/v2/test.csv"], baseline["data/test.csv"]["metrics"]
+    expected = {"v2, every register": v2["metrics"], "v1 (`data/test.csv`, v2's `crafted` register)": v1}
+    expected |= {name: v2["by_register"][register] for name, register in README_ROWS.items()}
+    rows = dict(
+        re.findall(r"^\| ([^|]+) \| [0-9,]+ \| \d\.\d{3} \| \d\.\d{3} \| (\d\.\d{3} / \d\.\d{3}) \|$", readme, re.M)
+    )
+    assert rows.keys() == expected.keys()
+    for name, metrics in expected.items():
+        assert rows[name] == _pair(metrics["topic"]["accuracy"], metrics["sentiment"]["accuracy"]), name
