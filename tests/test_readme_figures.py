@@ -5,7 +5,7 @@ import re
 
 from conftest import README_ROWS, REPO
 
-from mtl.results import complete_seeds
+from mtl.results import loro_summary
 
 README = REPO / "README.md"
 SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
@@ -28,25 +28,31 @@ def _metric_pairs(node):
             yield from _metric_pairs(value)
 
 
-def _summary_pairs(markdown: str):
-    """The mean and the worst-register pairs of each row of a leave-one-register-out summary table."""
-    for m in re.finditer(
-        r"^\| [^|]+ \| (\d\.\d{3}) \| (\d\.\d{3}) [^|]*\| (\d\.\d{3}) \| (\d\.\d{3}) ", markdown, re.M
-    ):
-        yield f"{m[1]} / {m[3]}"
-        yield f"{m[2]} / {m[4]}"
+def _runs(path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["runs"]
+
+
+def _summaries(runs: list[dict]):
+    """The library's leave-one-register-out summaries (what the sweep writes as .md): over every held-out
+    register, and over the six v2 registers (crafted, v1, left out: the v1-only recipe trains on it)."""
+    yield from loro_summary(runs)
+    yield from loro_summary([r for r in runs if r["held_out"] != "crafted"])
 
 
 def _sources() -> set[str]:
-    """Pairs the committed files hold: the leave-one-register-out tables (per register, means, worst registers),
-    every single run of them (per seed), and the shipped model's benchmark (new model and the one it replaced,
-    per register and the new model's mean over the six v2 registers)."""
+    """Pairs the committed files give: every run of results/loro*.json (per seed), their summaries (per
+    register, mean, worst register), and the shipped model's benchmark (new model and the one it replaced,
+    per register, and the new model's mean over the six v2 registers)."""
     found = set()
-    for md in sorted((REPO / "results").glob("loro*.md")):
-        text = md.read_text(encoding="utf-8")
-        found |= set(PAIR.findall(text)) | set(_summary_pairs(text))
-    for js in sorted((REPO / "results").glob("loro*.json")):
-        found |= set(_metric_pairs(json.loads(js.read_text(encoding="utf-8"))["runs"]))
+    for path in sorted((REPO / "results").glob("loro*.json")):
+        runs = _runs(path)
+        found |= set(_metric_pairs(runs))
+        for row in _summaries(runs):
+            found |= {_pair(row[k]["topic"]["accuracy"], row[k]["sentiment"]["accuracy"]) for k in ("mean", "worst")}
+            found |= {
+                _pair(m["topic"]["accuracy"]["mean"], m["sentiment"]["accuracy"]["mean"])
+                for m in row["registers"].values()
+            }
     shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
     v2 = shipped["test"]["data/v2/test.csv"]["by_register"]
     six = [m for register, m in v2.items() if register != "crafted"]  # in-distribution, as the means above
@@ -54,27 +60,18 @@ def _sources() -> set[str]:
     return found | set(_metric_pairs(shipped))
 
 
-def _six_register_summaries() -> set[tuple]:
-    """(seeds, topic mean, worst, its register, sentiment mean, worst, its register) of every configuration in
-    results/loro*.json, over the six v2 registers (crafted, v1, is left out: the v1-only recipe trains on it)."""
+def _six_register_rows() -> set[tuple]:
+    """(seeds, topic mean, worst, its register, sentiment mean, worst, its register) of every configuration
+    held out on all six v2 registers, as the README's summary table writes them."""
     rows = set()
-    for js in sorted((REPO / "results").glob("loro*.json")):
-        by_name = {}
-        for run in json.loads(js.read_text(encoding="utf-8"))["runs"]:
-            by_name.setdefault(run["name"], []).append(run)
-        for group in by_name.values():
-            registers = {}
-            for run in complete_seeds(group):
-                if run["held_out"] != "crafted":
-                    registers.setdefault(run["held_out"], []).append(run)
-            if len(registers) < 6:
-                continue
-            row = [len({r["seed"] for runs in registers.values() for r in runs})]
-            for task in ("topic", "sentiment"):
-                acc = {h: sum(r["test"][task]["accuracy"] for r in runs) / len(runs) for h, runs in registers.items()}
-                worst = min(acc, key=acc.get)
-                row += [f"{sum(acc.values()) / len(acc):.3f}", f"{acc[worst]:.3f}", worst]
-            rows.add(tuple(row))
+    for path in sorted((REPO / "results").glob("loro*.json")):
+        for row in loro_summary([r for r in _runs(path) if r["held_out"] != "crafted"]):
+            if len(row["registers"]) == 6:
+                cells = [len(row["seeds"])]
+                for t in ("topic", "sentiment"):
+                    w = row["worst"][t]
+                    cells += [f"{row['mean'][t]['accuracy']:.3f}", f"{w['accuracy']:.3f}", w["register"]]
+                rows.add(tuple(cells))
     return rows
 
 
@@ -112,5 +109,5 @@ def test_leave_one_register_out_summary_rows_come_from_result_files():
         rf"^\| [^|]+ \| (\d+) \| {cell} \| {cell} \((\w+)\) \| {cell} \| {cell} \((\w+)\) \|$", section, re.M
     )
     assert len(rows) >= 3
-    summaries = _six_register_summaries()
+    summaries = _six_register_rows()
     assert [r for r in rows if (int(r[0]), *r[1:]) not in summaries] == []
