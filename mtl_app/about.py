@@ -119,9 +119,9 @@ task mixing, LogME) with charts; the README explains what the numbers mean.
 
 ## The data and the shipped model
 11,100 original English sentences written for this project, each with a topic and a sentiment, in seven
-registers: 2,304 crafted hard cases (corpus v1, whose 1,632 training sentences the Train tab uses) and 8,796
-in the styles people type (corpus v2: headlines, social posts, reviews, financial statements, forum and
-chat, news reports). The shipped model was trained on the training split of both (7,814 sentences) with
+registers: 2,304 crafted hard cases (corpus v1) and 8,796 in the styles people type (corpus v2: headlines,
+social posts, reviews, financial statements, forum and chat, news reports). The shipped model trained on
+the training split of both (7,814 sentences), the one the Train tab draws its sentences from, with
 freeze `{train.get("freeze", "?")}` for {train.get("epochs", "?")} epochs. {accuracy_line(shipped)}.
 
 ## Beyond the browser

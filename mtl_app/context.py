@@ -31,7 +31,7 @@ from .rates import Rate
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
 DEFAULT_CHECKPOINT = CHECKPOINTS / "default"
-DATA_DIR = ROOT / "data"
+DATA_DIR = ROOT / "data" / "v2"  # corpus v1 + v2, every register: what the shipped model trained on
 
 DEFAULT_MODEL = "default"
 SESSION_MODEL = "(this session's trained model)"
@@ -54,7 +54,8 @@ class Limits:
     upload_bytes: int = MAX_UPLOAD_BYTES  # bytes of an uploaded file
     max_epochs: int = 5  # epochs per training run
     max_epochs_heads_only: int = 50  # with the whole encoder frozen: cached, an epoch is a few matrix products
-    train_sentences: int | None = None  # training sentences per run (None: all of data/train.csv)
+    train_sentences: int | None = None  # training sentences per run (None: all of data/v2/train.csv)
+    val_sentences: int | None = None  # validated after every epoch (None: all of data/v2/val.csv)
     train_seconds: float = 15 * 60  # a run is stopped (the model kept) after this long
     training_slots: int | None = None  # training runs at once (None: --training-slots)
     queue_size: int | None = None  # requests waiting in Gradio's queue (None: no limit)
@@ -75,6 +76,7 @@ PUBLIC_LIMITS = Limits(
     max_epochs=3,
     max_epochs_heads_only=30,
     train_sentences=640,
+    val_sentences=672,  # a fixed random sample, about 96 per register
     train_seconds=5 * 60,
     training_slots=1,
     queue_size=64,
@@ -129,7 +131,7 @@ class AppContext:
         self.data_dir = Path(data_dir)
         self.limits = PUBLIC_LIMITS if public else LOCAL_LIMITS  # the one switch for every cap
         self.max_train_seconds = max_train_seconds  # and at most limits.train_seconds
-        self.val_rows = val_rows  # validate on the first N rows only (tests); None = all
+        self.val_rows = val_rows  # validate on N rows only (tests); None: as limits.val_sentences
         # a browser redraws the loss plot on every update: at most one per this many seconds
         self.update_seconds = update_seconds
         self.save_lock = threading.Lock()  # one save at a time: the name check and the rename go together
@@ -184,7 +186,8 @@ class AppContext:
         return time.monotonic() - self._last_request < window
 
     def training_data(self) -> tuple[Dataset, Dataset]:
-        """(data/train.csv, data/val.csv), loaded once per app."""
+        """(data/v2/train.csv, data/v2/val.csv), loaded once per app; validation is a fixed random sample
+        of val_rows (or limits.val_sentences) sentences when either is set, so it spans every register."""
         with self._lock:
             if self._data is None:
                 try:
@@ -192,8 +195,9 @@ class AppContext:
                     val = load_labelled(self.data_dir / "val.csv", label_sets=train.tasks)
                 except MTLError as e:
                     raise UIError(f"The training data cannot be loaded: {e}") from None
-                if self.val_rows:
-                    val = val.head(self.val_rows)
+                cap = self.val_rows or self.limits.val_sentences
+                if cap:
+                    val = val.sample(cap, seed=0)
                 self._data = (train, val)
             return self._data
 

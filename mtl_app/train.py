@@ -12,6 +12,7 @@ from .freeze_controls import build_controls
 from .handlers import shows_errors
 from .train_run import (
     BATCH_SIZES,
+    DEFAULT_SENTENCES,
     IDLE_PROGRESS,
     LR_ENCODER,
     LR_HEADS,
@@ -51,7 +52,13 @@ def _form(ctx: AppContext) -> list:
         )
         most = max_sentences(ctx)
         sentences = gr.Slider(
-            MIN_SENTENCES, most, value=most, step=32, label="Training sentences", elem_id="train-sentences"
+            MIN_SENTENCES,
+            most,
+            value=min(most, DEFAULT_SENTENCES),
+            step=32,
+            label="Training sentences",
+            info=f"drawn at random from the {len(ctx.training_data()[0]):,} training sentences",
+            elem_id="train-sentences",
         )
     batch_size = gr.Radio(list(BATCH_SIZES), value=32, label="Batch size", elem_id="batch-size")
     with gr.Row():
@@ -129,11 +136,13 @@ def build_tab(
     submissions never fill the queue predictions use); the event then runs at once
     (concurrency_limit=None) and waits for its slot inside the handler, showing its place."""
     ctx.use_training_slots(training_slots)
-    train_data, _ = ctx.training_data()
+    train_data, val = ctx.training_data()
+    registers = len(train_data.group_indices())
+    styles = f" in {registers} registers" if registers > 1 else ""
     gr.Markdown(
-        f"Fine-tune on the shipped data ({len(train_data):,} sentences; accuracy checked after every "
-        "epoch on the validation set). The result becomes **your** active model, in this browser "
-        "session only: other visitors and the shipped model are never affected.",
+        f"Fine-tune on the shipped model's training data ({len(train_data):,} sentences{styles}; accuracy "
+        f"checked after every epoch on {len(val):,} validation sentences). The result becomes **your** active "
+        "model, in this browser session only: other visitors and the shipped model are never affected.",
         elem_classes="mtl-note",
     )
     with gr.Row():

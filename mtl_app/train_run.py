@@ -34,6 +34,7 @@ BATCH_SIZES = (8, 16, 32, 64)
 LR_ENCODER = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4)
 LR_HEADS = (5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
 MIN_SENTENCES = 64
+DEFAULT_SENTENCES = 1600  # the slider starts here (a 2-epoch fine-tune in about a minute on 2 cores); up to all
 PLOT_UPDATES = 150  # loss-curve updates sent per run, at most (plus one per evaluation)
 SEED = 42
 
@@ -61,7 +62,7 @@ def time_limit(ctx: AppContext) -> float:
 
 
 def max_sentences(ctx: AppContext) -> int:
-    """Training sentences one run may use: all of data/train.csv, or fewer under ctx.limits."""
+    """Training sentences one run may use: all of data/v2/train.csv, or fewer under ctx.limits."""
     train, _ = ctx.training_data()
     cap = ctx.limits.train_sentences
     return len(train) if cap is None else min(cap, len(train))

@@ -132,3 +132,26 @@ def test_the_picker_says_whose_saved_model_it_is(ctx, tmp_path):
         import shutil
 
         shutil.rmtree(ctx.saved_dir / name)
+
+
+def test_the_train_tab_draws_on_every_register_and_public_validation_is_a_sample_of_all(tmp_path):
+    """The Train tab trains on what the shipped model trained on (v1 + v2, all seven registers);
+    a public demo checks accuracy on a fixed random sample of the validation split, not its first
+    rows (which would be one register), and the local app on all of it."""
+    from mtl.data import load_labelled
+    from mtl_app.context import DATA_DIR, PUBLIC_LIMITS, AppContext
+
+    full_val = load_labelled(DATA_DIR / "val.csv")
+    local = AppContext(saved_dir=tmp_path, device="cpu")
+    public = AppContext(saved_dir=tmp_path, device="cpu", public=True)
+    train, val = local.training_data()
+    assert len(train.group_indices()) == 7 and "crafted" in train.group_indices()
+    assert val.texts == full_val.texts
+    _, sample = public.training_data()
+    assert len(sample) == PUBLIC_LIMITS.val_sentences < len(full_val)
+    assert set(sample.group_indices()) == set(full_val.group_indices())
+    assert set(sample.texts) <= set(full_val.texts)
+    assert (
+        public.training_data()[1].texts
+        == AppContext(saved_dir=tmp_path, device="cpu", public=True).training_data()[1].texts
+    )

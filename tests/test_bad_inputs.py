@@ -250,7 +250,7 @@ def test_an_upload_with_a_100000_character_line_is_cut(ctx, tmp_path):
         ("lr_encoder", 0, "Encoder learning rate must be between"),
         ("lr_heads", -1e-3, "Head learning rate must be between"),
         ("lr_heads", float("inf"), "Head learning rate must be between"),
-        ("n", float("nan"), "Training sentences must be a whole number between 64 and 1632"),
+        ("n", float("nan"), "Training sentences must be a whole number between 64 and 7814"),
     ],
     ids=[
         "epochs-0",
