@@ -39,6 +39,7 @@ SWEEP_TITLES = {
 LIVE_SWEEPS = tuple(SWEEP_TITLES)
 LIVE_MAX_SENTENCES = 512
 LIVE_MAX_EPOCHS = 2
+LIVE_VAL_SENTENCES = 672  # each live run is scored on a fixed random sample of the validation split
 LOGME_CHUNK = 64  # sentences encoded per turn on the shared model: a prediction waits at most one chunk
 
 
@@ -141,7 +142,7 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, session=None,
         raise UIError(f"Choose a sweep: {', '.join(LIVE_SWEEPS)}.")
     sentences, epochs = checked_sentences(ctx, sentences), checked_epochs(ctx, epochs)
     train, val = ctx.training_data()
-    train = train.sample(sentences, 0)
+    train, val = train.sample(sentences, 0), val.sample(LIVE_VAL_SENTENCES, 0)
     session, listener = session if session is not None else Session(), Listener(request)
     ticket = yield from admitted(ctx, session, "sweep", listener)
     if ticket is None:
@@ -163,7 +164,7 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, session=None,
     if pace.stopped:
         yield stopped_status(pace, f"after {len(done_runs)} run(s)"), live_table(done_runs)
         return
-    yield f"Done: {len(done_runs)} runs (validation split, one seed).", live_table(done_runs)
+    yield f"Done: {len(done_runs)} runs ({len(val):,} validation sentences, one seed).", live_table(done_runs)
 
 
 def empty_live_table(tasks) -> pd.DataFrame:
