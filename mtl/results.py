@@ -122,6 +122,12 @@ def config_key(cfg: dict) -> str:
     )
 
 
+def run_key(run: dict) -> tuple:
+    """Which run of a results file this is: its sweep, what it trains, its seed and (leave one register
+    out) the register held out; a renamed configuration's run keeps its key."""
+    return run.get("sweep"), config_key(run.get("config", {})), run.get("seed", 0), run.get("held_out")
+
+
 def read_results(path) -> dict:
     """A results file written by write_results, or a one-line DataError saying what is wrong with it."""
     path = Path(path)

@@ -143,3 +143,34 @@ def test_loro_can_hold_out_only_some_registers(tiny_sweeps, registered, tmp_path
         assert sorted(r["trained_on"]) == sorted(set(REGISTERS) - {r["held_out"]})
     assert main(argv + ["--held-out", "nowhere"]) == 2
     assert main(argv[:2] + ["freeze"] + argv[3:] + ["--held-out", "posts"]) == 2
+
+
+def test_an_interrupted_resume_keeps_the_earlier_runs_it_had_not_reached(
+    tiny_sweeps,  # noqa: F811
+    registered,
+    tmp_path,
+    monkeypatch,
+):
+    """--resume rewrites the file after every run: the earlier runs it has not come to yet must stay in
+    it, or stopping a resumed sweep would throw away finished work."""
+    path, _ = registered
+    out = tmp_path / "loro.json"
+    argv = ["sweep", "--sweeps", "loro", "--only", "encoder frozen", "--seeds", "2", "--epochs", "1"]
+    argv += ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out)]
+    assert main(argv + ["--held-out", "news"]) == 0  # seeds 0 and 1 of one register
+    earlier = json.loads(out.read_text())["runs"]
+    real, calls = sweep._loro_runs, []
+
+    def stopped_on_second(*args, **kwargs):
+        calls.append(args[4])  # the registers it holds out
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while training its second new run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "_loro_runs", stopped_on_second)
+    assert main(argv + ["--resume"]) != 0  # "interrupted"
+    payload = json.loads(out.read_text())
+    assert not payload["complete"]
+    kept = {(r["seed"], r["held_out"]) for r in payload["runs"]}
+    assert {(r["seed"], r["held_out"]) for r in earlier} == {(0, "news"), (1, "news")} <= kept
+    assert kept == {(0, "news"), (1, "news"), (0, calls[0][0])}

@@ -130,7 +130,9 @@ def run_sweep(args) -> int:
     for kind, payload in runs_iter:
         if kind == "run":
             runs.append(payload)
-            write_results(args.output, {**meta, "complete": False, "runs": runs, "summary": summary_of(runs)})
+            # earlier runs not reached yet stay in the file, so an interrupted --resume loses none of them
+            kept = runs + not_reached(previous, runs)
+            write_results(args.output, {**meta, "complete": False, "runs": kept, "summary": summary_of(kept)})
             accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
             where = f" held out {payload['held_out']}" if loro else ""
             print(
@@ -144,6 +146,14 @@ def run_sweep(args) -> int:
             json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
             print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
+
+
+def not_reached(previous: list[dict], runs: list[dict]) -> list[dict]:
+    """The earlier runs a resumed sweep has not yielded (reused or rerun) yet."""
+    from ..results import run_key
+
+    done = {run_key(r) for r in runs}
+    return [r for r in previous if run_key(r) not in done]
 
 
 def _sweep_data(args, loro: bool):
