@@ -1,6 +1,8 @@
-"""Which freeze setting should the shipped model use? Trains each candidate on data/train.csv with
-the same options and seed, scores it on data/val.csv (the test split stays untouched for the final
-report), and reports the checkpoint size each would need.
+"""Which freeze setting should the shipped model use, judged on corpus v1 alone? Trains each candidate
+on data/train.csv with the same options and seed, scores it on data/val.csv (the test split stays
+untouched for the final report), and reports the checkpoint size each would need against the 15 MB
+limit of that time. This chose the first shipped model (bottom:2); the current one is chosen by
+leave-one-register-out on corpus v2 (README, "Why bottom:0"), under a 25 MB limit.
 
 Run: python bench/shipped_model_choice.py   (about 10 minutes on 2 CPU cores)
 """

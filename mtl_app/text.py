@@ -58,7 +58,7 @@ SWEEP_NOTES = {
     "the rest. K = 6 is the whole encoder frozen; -1 is full fine-tuning (embeddings too).",
     "tasks": "One model per task against one model for both, at the same budget, and the linear-probe "
     "baseline: logistic regression on frozen embeddings.",
-    "mixing": "How batches mix the tasks (at the shipped model's freeze setting, bottom:2), and learned "
+    "mixing": "How batches mix the tasks (at bottom:2, the first shipped model's freeze setting), and learned "
     "uncertainty weighting of the task losses (Kendall, Gal and Cipolla 2018).",
     "logme": "LogME (You et al. 2021) scores frozen features without training: higher means the labels "
     "are more linearly predictable. From `python -m mtl logme --sweep results/sweep.json --output results/logme.json`.",

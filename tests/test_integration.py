@@ -32,7 +32,7 @@ def test_short_training_on_shipped_data_beats_chance_widely(real_encoder, shippe
 
 def test_shipped_model_is_small_and_predicts_sensibly(shipped):
     size = sum(f.stat().st_size for f in DEFAULT.iterdir())
-    assert size <= 15 * 1024 * 1024
+    assert size <= 25_000_000  # the project's limit for a checkpoint (a Space takes it through Git LFS)
     preds = shipped.predict(
         [
             "The striker scored twice as the home side won the cup final.",

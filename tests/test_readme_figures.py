@@ -34,9 +34,12 @@ def _runs(path) -> list[dict]:
 
 def _summaries(runs: list[dict]):
     """The library's leave-one-register-out summaries (what the sweep writes as .md): over every held-out
-    register, and over the six v2 registers (crafted, v1, left out: the v1-only recipe trains on it)."""
+    register, over the six v2 registers (crafted, v1, left out: the v1-only recipe trains on it), and of
+    each register alone (its mean over every seed that held it out, where a screen ran more seeds)."""
     yield from loro_summary(runs)
     yield from loro_summary([r for r in runs if r["held_out"] != "crafted"])
+    for register in {r["held_out"] for r in runs}:
+        yield from loro_summary([r for r in runs if r["held_out"] == register])
 
 
 def _sources() -> set[str]:
