@@ -153,6 +153,8 @@ class AppContext:
         which sessions hold a trained model."""
         other = copy.copy(self)
         other.limits, other._trained = limits, OrderedDict()
+        if limits.val_sentences != self.limits.val_sentences:
+            other._data = None  # its validation sample is another size: loaded again when first asked for
         other.training_gate = TrainingGate(limits.training_slots or 1)
         return other
 

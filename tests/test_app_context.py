@@ -139,7 +139,7 @@ def test_the_train_tab_draws_on_every_register_and_public_validation_is_a_sample
     a public demo checks accuracy on a fixed random sample of the validation split, not its first
     rows (which would be one register), and the local app on all of it."""
     from mtl.data import load_labelled
-    from mtl_app.context import DATA_DIR, PUBLIC_LIMITS, AppContext
+    from mtl_app.context import DATA_DIR, LOCAL_LIMITS, PUBLIC_LIMITS, AppContext
 
     full_val = load_labelled(DATA_DIR / "val.csv")
     local = AppContext(saved_dir=tmp_path, device="cpu")
@@ -151,7 +151,7 @@ def test_the_train_tab_draws_on_every_register_and_public_validation_is_a_sample
     assert len(sample) == PUBLIC_LIMITS.val_sentences < len(full_val)
     assert set(sample.group_indices()) == set(full_val.group_indices())
     assert set(sample.texts) <= set(full_val.texts)
-    assert (
-        public.training_data()[1].texts
-        == AppContext(saved_dir=tmp_path, device="cpu", public=True).training_data()[1].texts
-    )
+    again = AppContext(saved_dir=tmp_path, device="cpu", public=True)
+    assert again.training_data()[1].texts == sample.texts  # the same sample every time
+    assert local.with_limits(PUBLIC_LIMITS).training_data()[1].texts == sample.texts
+    assert public.with_limits(LOCAL_LIMITS).training_data()[1].texts == full_val.texts
