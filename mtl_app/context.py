@@ -39,6 +39,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 MAX_BATCH_ROWS = 1000
 MAX_UPLOAD_BYTES = 1_000_000
+VAL_SAMPLE = 672  # a fixed random sample of the validation split (about 96 per register) where all is too slow
 CACHED_MODELS = 3  # saved checkpoints kept loaded, shared read-only by all sessions
 
 
@@ -76,7 +77,7 @@ PUBLIC_LIMITS = Limits(
     max_epochs=3,
     max_epochs_heads_only=30,
     train_sentences=640,
-    val_sentences=672,  # a fixed random sample, about 96 per register
+    val_sentences=VAL_SAMPLE,
     train_seconds=5 * 60,
     training_slots=1,
     queue_size=64,

@@ -14,7 +14,7 @@ from mtl.sweep import run_sweeps
 from mtl.transfer import label_arrays, layer_embeddings, task_scores
 
 from .admission import Listener, Pace, reserving
-from .context import AppContext, Session, UIError, md_escape
+from .context import VAL_SAMPLE, AppContext, Session, UIError, md_escape
 from .handlers import shows_errors
 from .inputs import expect
 from .results_view import (
@@ -39,7 +39,6 @@ SWEEP_TITLES = {
 LIVE_SWEEPS = tuple(SWEEP_TITLES)
 LIVE_MAX_SENTENCES = 512
 LIVE_MAX_EPOCHS = 2
-LIVE_VAL_SENTENCES = 672  # each live run is scored on a fixed random sample of the validation split
 LOGME_CHUNK = 64  # sentences encoded per turn on the shared model: a prediction waits at most one chunk
 
 
@@ -142,7 +141,7 @@ def run_live_sweep(ctx: AppContext, sweep: str, sentences, epochs, session=None,
         raise UIError(f"Choose a sweep: {', '.join(LIVE_SWEEPS)}.")
     sentences, epochs = checked_sentences(ctx, sentences), checked_epochs(ctx, epochs)
     train, val = ctx.training_data()
-    train, val = train.sample(sentences, 0), val.sample(LIVE_VAL_SENTENCES, 0)
+    train, val = train.sample(sentences, 0), val.sample(VAL_SAMPLE, 0)
     session, listener = session if session is not None else Session(), Listener(request)
     ticket = yield from admitted(ctx, session, "sweep", listener)
     if ticket is None:
