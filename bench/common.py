@@ -79,3 +79,27 @@ def realistic_sentences(n: int = 2000) -> list[str]:
 
     data = load_labelled([ROOT / "data" / f"{s}.csv" for s in ("train", "val", "test")])
     return data.texts[:n]
+
+
+def v2_splits():
+    """Corpus v2's (train, val, test), validation and test in the training split's label order."""
+    from mtl.data import load_labelled
+
+    data = ROOT / "data" / "v2"
+    train = load_labelled(data / "train.csv")
+    return train, *(load_labelled(data / f"{s}.csv", label_sets=train.tasks) for s in ("val", "test"))
+
+
+def read_progress(path, fresh: dict) -> dict:
+    """A resumable screen's results file as far as it got, or `fresh` when there is none yet."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return fresh
+
+
+def write_progress(path, payload: dict) -> None:
+    """Write a screen's results after each run, atomically, so an interruption keeps every finished run."""
+    from mtl.io import write_atomic
+
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8"))

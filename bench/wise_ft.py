@@ -11,26 +11,23 @@ held-out register and on the trained registers' validation split, the models bet
 a = 1 is the fine-tuned model, a = 0 the zero-shot start. One training per register gives every a. The
 results are written after each register, so an interrupted screen keeps what it finished (rerun skips them).
 
-    python bench/wise_ft.py --held-out reviews financial headlines --seed 0
+    python bench/wise_ft.py --held-out reviews financial headlines --seed 0 --errors-dir bench/results/errors
 """
 
 import argparse
 import csv
-import json
-import os
 import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, ROOT, machine
+from common import RESULTS, machine, read_progress, v2_splits, write_progress
 
 from mtl.config import TrainConfig
-from mtl.data import Dataset, load_labelled
+from mtl.data import Dataset
 from mtl.evaluate import evaluate
 from mtl.model import new_model
 from mtl.train import train
 
-DATA = ROOT / "data" / "v2"
 RECIPE = {"freeze": "bottom:0", "epochs": 5, "head_init": "labels"}
 
 
@@ -105,14 +102,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="use N sentences of each split (a smoke test)")
     parser.add_argument("--errors-dir", help="also write the fine-tuned model's mistakes per register here (CSV)")
     args = parser.parse_args()
-    train_data = load_labelled(DATA / "train.csv")
-    val_data = load_labelled(DATA / "val.csv", label_sets=train_data.tasks)
-    test_data = load_labelled(DATA / "test.csv", label_sets=train_data.tasks)
+    train_data, val_data, test_data = v2_splits()
     everything = Dataset.concat([train_data, val_data, test_data])
-    try:
-        payload = json.loads(open(args.output).read())
-    except FileNotFoundError:
-        payload = {"machine": machine(), "recipe": RECIPE, "alphas": args.alphas, "runs": []}
+    payload = read_progress(args.output, {"machine": machine(), "recipe": RECIPE, "alphas": args.alphas, "runs": []})
     errors_dir = None
     if args.errors_dir:
         errors_dir = Path(args.errors_dir)
@@ -125,9 +117,7 @@ def main() -> None:
             held, args.seed, args.alphas, train_data, val_data, everything, errors_dir, args.epochs, args.limit
         )
         payload["runs"].append(run)
-        with open(args.output + ".tmp", "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(args.output + ".tmp", args.output)
+        write_progress(args.output, payload)
 
 
 if __name__ == "__main__":

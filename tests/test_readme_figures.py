@@ -9,6 +9,7 @@ from mtl.results import loro_summary
 
 README = REPO / "README.md"
 SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
+SCREENS = [REPO / "bench" / "results" / f"{name}.json" for name in ("wise_ft", "register_shots")]
 PAIR = re.compile(r"\b\d\.\d{3} / \d\.\d{3}\b")  # "topic / sentiment" accuracy, as the README writes it
 
 
@@ -45,7 +46,8 @@ def _summaries(runs: list[dict]):
 def _sources() -> set[str]:
     """Pairs the committed files give: every run of results/loro*.json (per seed), their summaries (per
     register, mean, worst register), and the shipped model's benchmark (new model and the one it replaced,
-    per register, and the new model's mean over the six v2 registers)."""
+    per register, and the new model's mean over the six v2 registers), and the benchmark screens of
+    bench/wise_ft.py and bench/register_shots.py (every scored model)."""
     found = set()
     for path in sorted((REPO / "results").glob("loro*.json")):
         runs = _runs(path)
@@ -60,6 +62,8 @@ def _sources() -> set[str]:
     v2 = shipped["test"]["data/v2/test.csv"]["by_register"]
     six = [m for register, m in v2.items() if register != "crafted"]  # in-distribution, as the means above
     found.add(_pair(*(sum(m[t]["accuracy"] for m in six) / len(six) for t in ("topic", "sentiment"))))
+    for path in SCREENS:
+        found |= set(_metric_pairs(json.loads(path.read_text(encoding="utf-8"))))
     return found | set(_metric_pairs(shipped))
 
 
