@@ -103,3 +103,16 @@ def write_progress(path, payload: dict) -> None:
     from mtl.io import write_atomic
 
     write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8"))
+
+
+SHIPPED_LORO = "embeddings frozen (bottom:0), 5 epochs"  # the shipped recipe, as the loro sweep names it
+
+
+def shipped_recipe(seed: int, **changes):
+    """The TrainConfig the loro sweep trains the shipped recipe with (mtl.sweep), with `changes` on top."""
+    from dataclasses import replace
+
+    from mtl.sweep import select, sweep_configs, train_config
+
+    (cfg,) = select(sweep_configs()["loro"], [SHIPPED_LORO])
+    return replace(train_config({"freeze": "none", **cfg}, seed, cfg["epochs"]), **changes)

@@ -16,34 +16,32 @@ import argparse
 import time
 
 import numpy as np
-from common import RESULTS, machine, read_progress, v2_splits, write_progress
+from common import RESULTS, machine, read_progress, shipped_recipe, v2_splits, write_progress
 
-from mtl.config import TrainConfig
 from mtl.data import Dataset
 from mtl.evaluate import evaluate
 from mtl.model import new_model
 from mtl.train import train
 
-RECIPE = {"freeze": "bottom:0", "epochs": 5}
+RECIPE = "the shipped recipe (bench/common.py: shipped_recipe)"
 
 
-def split_register(held: str, shots: list[int], train_data, val_data, test_data, seed: int):
+def split_register(held: str, pool_size: int, train_data, val_data, test_data, seed: int):
     """(pool of the held-out register's training rows in draw order, its test set: every other row of it)."""
     own_train = train_data.only_groups([held])
     order = np.random.default_rng(seed).permutation(len(own_train))
-    pool = own_train.select(order[: max(shots)])
-    rest = own_train.select(sorted(order[max(shots) :]))
+    pool = own_train.select(order[:pool_size])
+    rest = own_train.select(sorted(order[pool_size:]))
     others = [d.only_groups([held]) for d in (val_data, test_data)]
     return pool, Dataset.concat([rest, *others])
 
 
 def run_one(held, k, seed, train_data, val_data, pool, test) -> dict:
-    trained = [r for r in train_data.group_indices() if r != held]
-    tr = Dataset.concat([train_data.only_groups(trained), pool.select(range(k))])
-    va = val_data.only_groups(trained)
+    (others, _), (va, _) = train_data.split_by_group(held), val_data.split_by_group(held)
+    tr = Dataset.concat([others, pool.select(range(k))])
     model = new_model(tr.tasks, seed=seed, device="auto")
     t0 = time.perf_counter()
-    list(train(model, tr, va, TrainConfig(**RECIPE, seed=seed)))
+    list(train(model, tr, va, shipped_recipe(seed)))
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, test)
     return {
@@ -66,11 +64,11 @@ def main() -> None:
     args = parser.parse_args()
     train_data, val_data, test_data = v2_splits()
     payload = read_progress(args.output, {"machine": machine(), "recipe": RECIPE, "runs": []})
-    if payload.get("max_shots", max(args.shots)) != max(args.shots):
+    pool_size = max(args.shots)
+    if payload.setdefault("max_shots", pool_size) != pool_size:
         raise SystemExit(f"{args.output} was made with a pool of {payload['max_shots']}; use another --output")
-    payload["max_shots"] = max(args.shots)
     for held in args.held_out:
-        pool, test = split_register(held, args.shots, train_data, val_data, test_data, args.seed)
+        pool, test = split_register(held, pool_size, train_data, val_data, test_data, args.seed)
         for k in args.shots:
             if any(r["held_out"] == held and r["shots"] == k and r["seed"] == args.seed for r in payload["runs"]):
                 continue

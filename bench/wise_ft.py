@@ -16,19 +16,19 @@ results are written after each register, so an interrupted screen keeps what it 
 
 import argparse
 import csv
+import dataclasses
 import time
 from pathlib import Path
 
 import torch
-from common import RESULTS, machine, read_progress, v2_splits, write_progress
+from common import RESULTS, machine, read_progress, shipped_recipe, v2_splits, write_progress
 
-from mtl.config import TrainConfig
 from mtl.data import Dataset
 from mtl.evaluate import evaluate
 from mtl.model import new_model
 from mtl.train import train
 
-RECIPE = {"freeze": "bottom:0", "epochs": 5, "head_init": "labels"}
+RECIPE = "the shipped recipe (bench/common.py: shipped_recipe), from the zero-shot head start"
 
 
 def snapshot(module) -> dict:
@@ -52,7 +52,7 @@ def write_errors(model, data: Dataset, path) -> None:
         writer = csv.writer(f)
         tasks = list(model.tasks)
         writer.writerow(["text"] + [f"{t}_{k}" for t in tasks for k in ("gold", "pred", "prob")])
-        for text, pred, i in zip(data.texts, predictions, range(len(data))):
+        for i, (text, pred) in enumerate(zip(data.texts, predictions)):
             gold = {t: data.labels[t][i] for t in tasks}
             if any(gold[t] and gold[t] != pred[t]["label"] for t in tasks):
                 writer.writerow(
@@ -60,17 +60,17 @@ def write_errors(model, data: Dataset, path) -> None:
                 )
 
 
-def screen_register(held, seed, alphas, train_data, val_data, everything, errors_dir, epochs=5, limit=0) -> dict:
-    trained = [r for r in everything.group_indices() if r != held]
-    tr, va, test = train_data.only_groups(trained), val_data.only_groups(trained), everything.only_groups([held])
+def screen_register(held, seed, alphas, train_data, val_data, everything, errors_dir, epochs=None, limit=0) -> dict:
+    (tr, _), (va, _), (_, test) = (d.split_by_group(held) for d in (train_data, val_data, everything))
     if limit:  # a smoke test of the script, not a measurement
         tr, va, test = tr.sample(limit, seed=0), va.sample(limit, seed=0), test.sample(limit, seed=0)
     model = new_model(tr.tasks, seed=seed, device="auto")
     model.init_heads_from_labels()  # the zero-shot start, taken before training so it can be interpolated to
     start = snapshot(model)
     t0 = time.perf_counter()
-    # the heads are already initialised, so training must not start them again
-    config = TrainConfig(**{**RECIPE, "epochs": epochs, "head_init": "random", "seed": seed})
+    config = shipped_recipe(seed)  # its heads start at random: here they are already the zero-shot start
+    if epochs:
+        config = dataclasses.replace(config, epochs=epochs)
     list(train(model, tr, va, config))
     seconds = time.perf_counter() - t0
     end = snapshot(model)
@@ -78,11 +78,10 @@ def screen_register(held, seed, alphas, train_data, val_data, everything, errors
         write_errors(model, test, errors_dir / f"wise_ft_errors_{held}_seed{seed}.csv")
     result = {"held_out": held, "seed": seed, "seconds": seconds, "whole": {}, "encoder": {}}
     for alpha in alphas:
-        model.load_state_dict(mix(start, end, alpha))
-        result["whole"][str(alpha)] = {"held_out": scores(model, test), "val": scores(model, va)}
         weights = mix(start, end, alpha)
-        weights.update({k: v for k, v in end.items() if k.startswith("heads.")})
         model.load_state_dict(weights)
+        result["whole"][str(alpha)] = {"held_out": scores(model, test), "val": scores(model, va)}
+        model.load_state_dict({**weights, **{k: v for k, v in end.items() if k.startswith("heads.")}})
         result["encoder"][str(alpha)] = {"held_out": scores(model, test), "val": scores(model, va)}
         print(held, alpha, _line(result["whole"][str(alpha)]), "| encoder only", _line(result["encoder"][str(alpha)]))
     return result
@@ -98,7 +97,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 0.9, 1.0])
     parser.add_argument("--output", default=str(RESULTS / "wise_ft.json"))
-    parser.add_argument("--epochs", type=int, default=RECIPE["epochs"])
+    parser.add_argument("--epochs", type=int, help="instead of the recipe's (a smoke test)")
     parser.add_argument("--limit", type=int, default=0, help="use N sentences of each split (a smoke test)")
     parser.add_argument("--errors-dir", help="also write the fine-tuned model's mistakes per register here (CSV)")
     args = parser.parse_args()
