@@ -118,3 +118,79 @@ def test_leave_one_register_out_summary_rows_come_from_result_files():
     assert len(rows) >= 3
     summaries = _six_register_rows()
     assert [r for r in rows if (int(r[0]), *r[1:]) not in summaries] == []
+
+
+def _screen(name: str) -> dict:
+    return json.loads((REPO / "bench" / "results" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _held_out_metrics(register: str) -> dict:
+    """The WiSE-FT screen's fine-tuned end point (a = 1) on one held-out register: {task: metrics}."""
+    (run,) = [r for r in _screen("wise_ft")["runs"] if r["held_out"] == register]
+    return run["whole"]["1.0"]["held_out"]
+
+
+def _recall(metrics: dict, label: str) -> float:
+    i = metrics["labels"].index(label)
+    return metrics["confusion"][i][i] / sum(metrics["confusion"][i])
+
+
+def _mistakes(metrics: dict, gold=None, predicted=None) -> int:
+    """Off-diagonal counts of a confusion matrix (rows gold, columns predicted), optionally of some labels."""
+    labels, conf = metrics["labels"], metrics["confusion"]
+    return sum(
+        conf[i][j]
+        for i, g in enumerate(labels)
+        for j, p in enumerate(labels)
+        if i != j and (gold is None or g in gold) and (predicted is None or p in predicted)
+    )
+
+
+def _points(a: float, b: float) -> str:
+    return f"{100 * (a - b):.1f}"
+
+
+def test_held_out_mistakes_and_screen_changes_come_from_result_files():
+    """The derived figures of "What the held-out mistakes are", the WiSE-FT bullet and the labelled-sentence
+    section (shares, counts, recalls, point changes) recomputed from bench/results."""
+    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Leave one register out\n").split())
+    reviews, financial = (_held_out_metrics(r)["topic"] for r in ("reviews", "financial"))
+    sentiment = _held_out_metrics("financial")["sentiment"]
+    pair = {"Business", "Sports"}
+    share = sum(sum(row) for label, row in zip(reviews["labels"], reviews["confusion"]) if label in pair)
+    expected = [
+        f"({_mistakes(reviews)} mistakes in {reviews['n']:,} sentences)",
+        f"Business (recall {_recall(reviews, 'Business'):.3f}) and Sports ({_recall(reviews, 'Sports'):.3f})",
+        f"{100 * share / reviews['n']:.0f} % of the sentences and "
+        f"{100 * _mistakes(reviews, gold=pair) / _mistakes(reviews):.0f} % of the mistakes",
+        f"({_mistakes(financial)} mistakes). "
+        f"{_mistakes(financial, gold={'World', 'Politics', 'Science & Technology'}, predicted={'Business'})} are",
+        f"World's recall is {_recall(financial, 'World'):.3f}",
+        f"({_mistakes(sentiment)} mistakes). {_mistakes(sentiment, predicted={'neutral'})} are positive or negative",
+        f"Positive recall is {_recall(sentiment, 'positive'):.3f}",
+    ]
+    shots = {(r["held_out"], r["shots"]): r["test"] for r in _screen("register_shots")["runs"]}
+    gain = {
+        (h, k, t): _points(shots[h, k][t]["accuracy"], shots[h, 0][t]["accuracy"])
+        for h, k in shots
+        for t in ("topic", "sentiment")
+    }
+    expected += [
+        f"add {gain['reviews', 300, 'topic']} points of topic and {gain['reviews', 300, 'sentiment']} of sentiment "
+        f"on reviews. On financial statements they add {gain['financial', 300, 'topic']} and "
+        f"{gain['financial', 300, 'sentiment']}.",
+        f"{gain['financial', 100, 'topic']} / {gain['financial', 100, 'sentiment']} on financial statements",
+    ]
+    wise = {r["held_out"]: r["whole"] for r in _screen("wise_ft")["runs"]}
+
+    def wise_change(register, task, alpha="0.5"):
+        return _points(
+            wise[register][alpha]["held_out"][task]["accuracy"], wise[register]["1.0"]["held_out"][task]["accuracy"]
+        )
+
+    expected += [
+        f"Financial sentiment gains {wise_change('financial', 'sentiment')} points at a = 0.5",
+        f"costs reviews {wise_change('reviews', 'sentiment').lstrip('-')} points of sentiment and headlines "
+        f"{wise_change('headlines', 'sentiment').lstrip('-')}.",
+    ]
+    assert [e for e in expected if e not in text] == []
