@@ -74,7 +74,7 @@ def main(argv=None) -> int:
             f"{r['sentiment_agree']:.3f} | {r['sentiment_kappa']:.3f} | "
             f"{r['topic_changed']} / {r['sentiment_changed']} |"
         )
-    table = "\n".join(lines) + "\n" + round2_table()
+    table = "\n".join(lines) + "\n" + later_tables()
     print(table)
     header = "# Agreement of the two independent labellings (before adjudication)\n\n"
     header += "Produced by `python data/v2/agreement.py`; see its docstring for what each column is.\n\n"
@@ -82,26 +82,50 @@ def main(argv=None) -> int:
     return 0
 
 
-def round2_table() -> str:
-    """Where a register fell short and its guide was amended: a fresh blind sample (relabel_sample.py
-    --round2) labelled under the amended guide, against the corpus's labels under the same guide (frozen in
-    <register>_round2_first.csv as they were when it was labelled)."""
+LATER_SAMPLES = {
+    "round2": "After the guide was amended (rules M1-M7, P1-P3, T1-T9, S1-S5 in data/README.md), a fresh blind sample:",
+    "batch2": "Batch 2 (data/v2/raw/batch2/: sentences written to apply the rules P3, T1, M1, M5-M7 in every register), "
+    "a blind sample of 20 % of each register:",
+}
+
+
+def later_tables() -> str:
+    """The blind samples drawn after the first: `round2` (where a register fell short and its guide was amended,
+    a fresh sample labelled under the amended guide) and later batches of sentences. Each compares
+    <register>_<kind>_second.csv with the corpus's labels frozen in <register>_<kind>_first.csv as they were
+    when it was labelled, and writes the disagreements (with the label the corpus holds now) beside them."""
+    return "\n".join(t for t in (later_table(kind, title) for kind, title in LATER_SAMPLES.items()) if t)
+
+
+def later_table(kind: str, title: str) -> str:
+    folder = HERE / "relabel"
+    final = {text_id(r["text"]): r for p in (HERE / "raw").rglob("*.csv") for r in read_rows(p)}
     lines = []
-    for path in sorted((HERE / "relabel").glob("*_round2_second.csv")):
-        register = path.name.removesuffix("_round2_second.csv")
+    for path in sorted(folder.glob(f"*_{kind}_second.csv")):
+        register = path.name.removesuffix(f"_{kind}_second.csv")
         second = read_rows(path)
-        first = {r["id"]: r for r in read_rows(path.with_name(f"{register}_round2_first.csv"))}
-        cells = []
+        first = {r["id"]: r for r in read_rows(path.with_name(f"{register}_{kind}_first.csv"))}
+        cells, disagreements = [], []
         for task in TASKS:
             a = [first[r["id"]][task] for r in second]
             b = [r[task].strip() for r in second]
             cells += [f"{sum(x == y for x, y in zip(a, b)) / len(a):.3f}", f"{cohen_kappa(a, b):.3f}"]
+            disagreements += [
+                (task, final[r["id"]]["text"], x, y, final[r["id"]][task])
+                for r, x, y in zip(second, a, b)
+                if x != y and r["id"] in final
+            ]
         lines.append(f"| {register} | {len(second)} | " + " | ".join(cells) + " |")
+        if kind != "round2":
+            with open(folder / f"{register}_{kind}_disagreements.csv", "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f, lineterminator="\n")
+                w.writerow(["task", "text", "first", "second", "final"])
+                w.writerows(disagreements)
     if not lines:
         return ""
     head = [
         "",
-        "After the guide was amended (rules M1-M7, P1-P3, T1-T9, S1-S5 in data/README.md), a fresh blind sample:",
+        title,
         "",
         "| register | labelled twice | topic agreement | topic kappa | sentiment agreement | sentiment kappa |",
         "|---|---|---|---|---|---|",

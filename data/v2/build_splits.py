@@ -1,13 +1,16 @@
 """Build corpus v2's fixed splits: data/v2/{train,val,test}.csv with columns text,topic,sentiment,register.
 
 - v2's registers (data/v2/raw/<register>.csv) are split 70/15/15 within every register x topic x sentiment cell.
+- Sentences written later come as batches, data/v2/raw/<batch>/<register>.csv. Every batch is split on its own,
+  the same way, so adding a batch never moves a sentence that is already in a split.
 - v1's 2,304 sentences join as the register `crafted`, each in the split it already has in data/{train,val,test}.csv,
   so v1's test split stays unseen by anything trained on v2's train split.
 Deterministic. Refuses to write if any two sentences of the whole corpus are near-duplicates (they would leak).
 
-Run: python data/v2/build_splits.py
+Run: python data/v2/build_splits.py [--output-dir DIR]   (DIR: a candidate build elsewhere, e.g. for a screen)
 """
 
+import argparse
 import csv
 import random
 import sys
@@ -31,8 +34,10 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def v2_rows() -> list[dict]:
-    return [r for p in sorted((HERE / "raw").glob("*.csv")) for r in read(p)]
+def v2_batches() -> list[list[dict]]:
+    """The first batch (raw/*.csv), then every later one (raw/<batch>/*.csv) in name order."""
+    folders = [HERE / "raw"] + sorted(p for p in (HERE / "raw").iterdir() if p.is_dir())
+    return [[r for p in sorted(folder.glob("*.csv")) for r in read(p)] for folder in folders]
 
 
 def split_v2(rows: list[dict], seed: int = 2026) -> dict[str, list[dict]]:
@@ -57,9 +62,15 @@ def refuse_near_duplicates(texts: list[str]) -> None:
         raise SystemExit(f"{len(pairs)} near-duplicate pairs: fix them in data/v2/raw (or data/raw) before splitting")
 
 
-def main() -> int:
-    rows = v2_rows()
-    splits = split_v2(rows)
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Build corpus v2's fixed splits.")
+    parser.add_argument("--output-dir", type=Path, default=HERE, help="where train/val/test.csv go (default data/v2)")
+    out = parser.parse_args(argv).output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    splits = defaultdict(list)
+    for batch in v2_batches():
+        for name, part in split_v2(batch).items():
+            splits[name] += part
     for name in ("train", "val", "test"):
         splits[name] += [{**r, "register": V1_REGISTER} for r in read(HERE.parent / f"{name}.csv")]
     refuse_near_duplicates([r["text"].strip() for part in splits.values() for r in part])
@@ -67,7 +78,7 @@ def main() -> int:
     for name in ("train", "val", "test"):
         part = splits[name]
         rng.shuffle(part)
-        with open(HERE / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
+        with open(out / f"{name}.csv", "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(COLUMNS)
             w.writerows([r["text"].strip(), r["topic"], r["sentiment"], r["register"]] for r in part)

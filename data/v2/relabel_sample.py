@@ -2,6 +2,7 @@
 
     python data/v2/relabel_sample.py            # writes data/v2/relabel/<register>_blind.csv (id,text)
     python data/v2/relabel_sample.py --round2 financial   # a fresh sample after the guide was amended
+    python data/v2/relabel_sample.py --batch batch2       # a sample of a later batch (raw/batch2/<register>.csv)
 
 The second labeller sees only `id,text`, never the first labels, and writes `<register>_second.csv`
 (`id,topic,sentiment`). `agreement.py` then compares the two. Ids are a hash of the text, so the sample
@@ -17,6 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARE, MINIMUM, SEED = 0.10, 100, 20261128
+BATCH_SHARE = 0.20  # a later batch is small: a larger share keeps every register above 10 % labelled twice
 
 
 def text_id(text: str) -> str:
@@ -28,10 +30,9 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def sources() -> dict[str, Path]:
-    """register -> raw file; v1's eight parts form the register `crafted`."""
-    found = {p.stem: p for p in sorted((HERE / "raw").glob("*.csv"))}
-    return found
+def sources(batch: str = "") -> dict[str, Path]:
+    """register -> raw file of the first batch (v1's eight parts form the register `crafted`), or of `batch`."""
+    return {p.stem: p for p in sorted((HERE / "raw" / batch).glob("*.csv"))}
 
 
 def draw(rows: list[dict], register: str) -> list[dict]:
@@ -50,11 +51,23 @@ def second_round(register: str) -> None:
     write_blind(out_dir / f"{register}_round2_blind.csv", draw(fresh, f"{register}-round2"))
 
 
+def batch_sample(batch: str) -> None:
+    """BATCH_SHARE of every register of a later batch, for the same blind second labelling."""
+    for register, path in sources(batch).items():
+        rows = read_rows(path)
+        sample = random.Random(f"{SEED}-{batch}-{register}").sample(rows, math.ceil(BATCH_SHARE * len(rows)))
+        write_blind(HERE / "relabel" / f"{register}_{batch}_blind.csv", sample)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--round2"]:
         for register in argv[1:]:
             second_round(register)
+        return 0
+    if argv[:1] == ["--batch"]:
+        for batch in argv[1:]:
+            batch_sample(batch)
         return 0
     out_dir = HERE / "relabel"
     out_dir.mkdir(exist_ok=True)
