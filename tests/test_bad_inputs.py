@@ -7,6 +7,7 @@ More cases live next to the code they test: test_app_predict.py and test_app_tra
 uploads, training options, save names), test_cli.py, test_data.py and test_checkpoint.py."""
 
 import copy
+import csv
 import dataclasses
 import hashlib
 import json
@@ -235,6 +236,8 @@ def test_an_upload_with_a_100000_character_line_is_cut(ctx, tmp_path):
 
 
 # Training options (more in test_app_train.py: 6 epochs, 1.5 epochs, batch 7, rates out of range, NaN rate, ...)
+with open(REPO / "data" / "v2" / "train.csv", encoding="utf-8", newline="") as f:
+    SHIPPED_TRAIN_ROWS = sum(1 for _ in csv.DictReader(f))
 
 
 @pytest.mark.parametrize(
@@ -250,7 +253,7 @@ def test_an_upload_with_a_100000_character_line_is_cut(ctx, tmp_path):
         ("lr_encoder", 0, "Encoder learning rate must be between"),
         ("lr_heads", -1e-3, "Head learning rate must be between"),
         ("lr_heads", float("inf"), "Head learning rate must be between"),
-        ("n", float("nan"), "Training sentences must be a whole number between 64 and 7814"),
+        ("n", float("nan"), f"Training sentences must be a whole number between 64 and {SHIPPED_TRAIN_ROWS}"),
     ],
     ids=[
         "epochs-0",

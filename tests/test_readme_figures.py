@@ -9,7 +9,10 @@ from mtl.results import loro_summary
 
 README = REPO / "README.md"
 SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
+# the benchmark screens, and the shipped model's benchmark before batch 2 joined the data (what the screens and the
+# leave-one-register-out runs of the first batch compare with)
 SCREENS = [REPO / "bench" / "results" / f"{name}.json" for name in ("wise_ft", "register_shots")]
+SHIPPED_BEFORE = REPO / "bench" / "results" / "shipped_model_before_batch2.json"
 PAIR = re.compile(r"\b\d\.\d{3} / \d\.\d{3}\b")  # "topic / sentiment" accuracy, as the README writes it
 
 
@@ -45,9 +48,9 @@ def _summaries(runs: list[dict]):
 
 def _sources() -> set[str]:
     """Pairs the committed files give: every run of results/loro*.json (per seed), their summaries (per
-    register, mean, worst register), and the shipped model's benchmark (new model and the one it replaced,
-    per register, and the new model's mean over the six v2 registers), and the benchmark screens of
-    bench/wise_ft.py and bench/register_shots.py (every scored model)."""
+    register, mean, worst register), the shipped model's benchmark now and before batch 2 (new model and the
+    one it replaced, per register, and the new model's mean over the six v2 registers), and the benchmark
+    screens of bench/wise_ft.py and bench/register_shots.py (every scored model)."""
     found = set()
     for path in sorted((REPO / "results").glob("loro*.json")):
         runs = _runs(path)
@@ -58,13 +61,15 @@ def _sources() -> set[str]:
                 _pair(m["topic"]["accuracy"]["mean"], m["sentiment"]["accuracy"]["mean"])
                 for m in row["registers"].values()
             }
-    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
-    v2 = shipped["test"]["data/v2/test.csv"]["by_register"]
-    six = [m for register, m in v2.items() if register != "crafted"]  # in-distribution, as the means above
-    found.add(_pair(*(sum(m[t]["accuracy"] for m in six) / len(six) for t in ("topic", "sentiment"))))
+    for path in (SHIPPED, SHIPPED_BEFORE):
+        shipped = json.loads(path.read_text(encoding="utf-8"))
+        v2 = shipped["test"]["data/v2/test.csv"]["by_register"]
+        six = [m for register, m in v2.items() if register != "crafted"]  # in-distribution, as the means above
+        found.add(_pair(*(sum(m[t]["accuracy"] for m in six) / len(six) for t in ("topic", "sentiment"))))
+        found |= set(_metric_pairs(shipped))
     for path in SCREENS:
         found |= set(_metric_pairs(json.loads(path.read_text(encoding="utf-8"))))
-    return found | set(_metric_pairs(shipped))
+    return found
 
 
 def _six_register_rows() -> set[tuple]:

@@ -84,8 +84,8 @@ def main(argv=None) -> int:
 
 LATER_SAMPLES = {
     "round2": "After the guide was amended (rules M1-M7, P1-P3, T1-T9, S1-S5 in data/README.md), a fresh blind sample:",
-    "batch2": "Batch 2 (data/v2/raw/batch2/: sentences written to apply the rules P3, T1, M1, M5-M7 in every register), "
-    "a blind sample of 20 % of each register:",
+    "batch2": "Batch 2 (data/v2/raw/batch2/: sentences that apply the rules P3, T1, M1, M5-M7 in four more "
+    "registers), a blind sample of 20 % of each register:",
 }
 
 
