@@ -52,11 +52,19 @@ def second_round(register: str) -> None:
 
 
 def batch_sample(batch: str) -> None:
-    """BATCH_SHARE of every register of a later batch, for the same blind second labelling."""
+    """BATCH_SHARE of every register of a later batch, for the same blind second labelling. The writer's labels
+    of the sample are frozen beside it (<register>_<batch>_first.csv), once: what agreement.py compares with,
+    whatever adjudication changes in the raw file later."""
     for register, path in sources(batch).items():
         rows = read_rows(path)
         sample = random.Random(f"{SEED}-{batch}-{register}").sample(rows, math.ceil(BATCH_SHARE * len(rows)))
         write_blind(HERE / "relabel" / f"{register}_{batch}_blind.csv", sample)
+        first = HERE / "relabel" / f"{register}_{batch}_first.csv"
+        if not first.exists():
+            with open(first, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["id", "topic", "sentiment"])
+                w.writerows([text_id(r["text"]), r["topic"], r["sentiment"]] for r in sample)
 
 
 def main(argv=None) -> int:
