@@ -174,3 +174,42 @@ def test_an_interrupted_resume_keeps_the_earlier_runs_it_had_not_reached(
     kept = {(r["seed"], r["held_out"]) for r in payload["runs"]}
     assert {(r["seed"], r["held_out"]) for r in earlier} == {(0, "news"), (1, "news")} <= kept
     assert kept == {(0, "news"), (1, "news"), (0, calls[0][0])}
+
+
+def test_a_resume_that_runs_only_some_recipes_or_registers_keeps_every_earlier_run(
+    tiny_sweeps,  # noqa: F811
+    registered,
+    tmp_path,
+):
+    """A finished --resume rewrites the file with what it ran and reused, and every earlier run it was not
+    asked about (another recipe, another register, a later seed): finishing must not throw work away."""
+    path, _ = registered
+    out = tmp_path / "loro.json"
+    data = ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out), "--epochs", "1"]
+    loro = ["sweep", "--sweeps", "loro", "--resume", *data]
+    assert main([*loro, "--only", "encoder frozen", "--seeds", "2", "--held-out", "posts"]) == 0
+    assert main([*loro, "--only", "heads only 30 epochs, zero-shot", "--seeds", "1", "--held-out", "news"]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted((r["name"][:7], r["seed"], r["held_out"]) for r in runs) == [
+        ("encoder", 0, "posts"),
+        ("encoder", 1, "posts"),
+        ("heads o", 0, "news"),
+    ]
+    assert main([*loro, "--only", "encoder frozen", "--seeds", "1"]) == 0  # every register, seed 0 only
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted((r["name"][:7], r["seed"], r["held_out"]) for r in runs) == sorted(
+        [("encoder", 0, h) for h in REGISTERS] + [("encoder", 1, "posts"), ("heads o", 0, "news")]
+    )
+
+
+def test_resume_refuses_a_file_measured_on_other_data(tiny_sweeps, registered, tmp_path, capsys):  # noqa: F811
+    path, _ = registered
+    out = tmp_path / "loro.json"
+    argv = ["sweep", "--sweeps", "loro", "--only", "encoder frozen", "--seeds", "1", "--held-out", "news"]
+    argv += ["--train", str(path), "--val", str(path), "--test", str(path), "--output", str(out), "--epochs", "1"]
+    assert main(argv) == 0
+    before = out.read_text()
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--epochs", "2"]) == 2
+    assert "holds runs of other data or epochs" in capsys.readouterr().err
+    assert out.read_text() == before  # nothing replaced

@@ -80,7 +80,7 @@ def run_sweep(args) -> int:
     from ..config import ModelConfig
     from ..data import Dataset
     from ..errors import ConfigError
-    from ..results import read_results, summary_of, write_results
+    from ..results import summary_of, write_results
     from ..sweep import run_loro, run_sweeps, select, sweep_configs
 
     loro = "loro" in args.sweeps
@@ -92,13 +92,11 @@ def run_sweep(args) -> int:
     sizes = {"registers": args.registers, "train": len(train_data), "val": len(val_data), "test": len(test_data)}
     meta = {"command": command, "seeds": args.seeds, "epochs": args.epochs, "data": sizes, "machine": machine_info()}
     runs = []
-    previous = []
-    if args.resume and Path(args.output).is_file():
-        earlier = read_results(args.output)
-        # seeds are numbered from 0, so an earlier sweep with fewer seeds holds the first runs of this one
-        if earlier.get("epochs") == args.epochs and earlier.get("data", sizes) == sizes:
-            previous = [r for r in earlier.get("runs", []) if r.get("seed", 0) < args.seeds]
-            print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
+    earlier = _earlier_runs(args, sizes)  # all stay in the file, whichever of them this run reaches
+    # seeds are numbered from 0, so an earlier sweep with fewer seeds holds the first runs of this one
+    previous = [r for r in earlier if r.get("seed", 0) < args.seeds]
+    if earlier:
+        print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
         configs = select(sweep_configs()["loro"], args.only)
         if not configs:
@@ -131,7 +129,7 @@ def run_sweep(args) -> int:
         if kind == "run":
             runs.append(payload)
             # earlier runs not reached yet stay in the file, so an interrupted --resume loses none of them
-            kept = runs + not_reached(previous, runs)
+            kept = runs + not_reached(earlier, runs)
             write_results(args.output, {**meta, "complete": False, "runs": kept, "summary": summary_of(kept)})
             accs = "  ".join(f"{t} {m['accuracy']:.3f}" for t, m in payload["test"].items())
             where = f" held out {payload['held_out']}" if loro else ""
@@ -142,10 +140,29 @@ def run_sweep(args) -> int:
                 flush=True,
             )
         else:
+            payload["runs"] = payload["runs"] + not_reached(earlier, payload["runs"])
             payload["summary"] = summary_of(payload["runs"])
             json_path, md_path = write_results(args.output, {**meta, "complete": True, **payload})
             print(f"wrote {json_path} and {md_path}", file=sys.stderr)
     return 0
+
+
+def _earlier_runs(args, sizes: dict) -> list[dict]:
+    """The runs already in --output that --resume builds on; refuses a file measured on other data or epochs,
+    which a resumed sweep would otherwise write over."""
+    from ..errors import ConfigError
+    from ..results import read_results
+
+    if not args.resume or not Path(args.output).is_file():
+        return []
+    earlier = read_results(args.output)
+    if earlier.get("epochs") != args.epochs or earlier.get("data", sizes) != sizes:
+        raise ConfigError(
+            f"--resume: {args.output} holds runs of other data or epochs ({earlier.get('data')}, "
+            f"{earlier.get('epochs')} epochs; now {sizes}, {args.epochs} epochs). Give another --output, "
+            "or leave out --resume to replace the file."
+        )
+    return earlier.get("runs", [])
 
 
 def not_reached(previous: list[dict], runs: list[dict]) -> list[dict]:
