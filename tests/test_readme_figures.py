@@ -199,3 +199,48 @@ def test_held_out_mistakes_and_screen_changes_come_from_result_files():
         f"{wise_change('headlines', 'sentiment').lstrip('-')}.",
     ]
     assert [e for e in expected if e not in text] == []
+
+
+def _loro_runs(name: str, recipe: str) -> list[dict]:
+    return [r for r in _runs(REPO / "results" / f"{name}.json") if r["name"].startswith(recipe)]
+
+
+def _register_mean(runs: list[dict], register: str, task: str, seed=None) -> float:
+    accs = [r["test"][task]["accuracy"] for r in runs if r["held_out"] == register and seed in (None, r["seed"])]
+    return sum(accs) / len(accs)
+
+
+def test_batch_two_changes_come_from_result_files():
+    """The derived figures of "Batch 2: the data fix": the shipped recipe's change on the two registers batch 2
+    left out (same seed, before and after), its gain over the v1-only recipe, and the v1-only recipe's fall on
+    the registers that gained batch 2's sentences, recomputed from results/."""
+    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 2: the data fix\n").split())
+    shipped = "embeddings frozen (bottom:0), 5 epochs"
+    before, after = _loro_runs("loro_bottom0", shipped), _loro_runs("loro_batch2", shipped)
+    v1_before, v1_after = _loro_runs("loro", "v1 only"), _loro_runs("loro_batch2", "v1 only")
+
+    def change(register, task):
+        return f"{100 * (_register_mean(after, register, task, 0) - _register_mean(before, register, task, 0)):+.1f}"
+
+    rows = [f"{change(h, 'topic')} / {change(h, 'sentiment')}".replace("+-", "-") for h in ("reviews", "financial")]
+    gains = [
+        f"{100 * (_register_mean(after, h, 'topic', 0) - _register_mean(v1_after, h, 'topic')):+.1f}"
+        for h in ("reviews", "financial")
+    ]
+    best = {
+        h: max(r["test"]["topic"]["accuracy"] for r in before if r["held_out"] == h) for h in ("reviews", "financial")
+    }
+    above = [f"{100 * (_register_mean(after, h, 'topic', 0) - best[h]):.1f}" for h in ("reviews", "financial")]
+    falls = [
+        100 * (_register_mean(v1_before, h, "topic") - _register_mean(v1_after, h, "topic"))
+        for h in ("forum", "social", "headlines", "newsbody")
+    ]
+    expected = [
+        f"| reviews | {_pair(*(_register_mean(before, 'reviews', t, 0) for t in ('topic', 'sentiment')))} | ",
+        f"| {rows[0]} |",
+        f"| {rows[1]} |",
+        f"gains {gains[0]} topic on reviews and {gains[1]} on financial statements",
+        f"new score is {above[0]} and {above[1]} points above their best",
+        f"its topic falls by {min(falls):.1f} to {max(falls):.1f} points",
+    ]
+    assert [e for e in expected if e not in text] == []
