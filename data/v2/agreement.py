@@ -39,23 +39,35 @@ def compare(register: str, final: dict[str, dict]) -> dict:
     folder = HERE / "relabel"
     first = {r["id"]: r for r in read_rows(folder / f"{register}_first.csv")}
     second = read_rows(folder / f"{register}_second.csv")
-    row = {"register": register, "n": len(second)}
-    disagreements = []
+    row = {
+        "register": register,
+        "n": len(second),
+        **agreement(first, second, final, folder / f"{register}_disagreements.csv"),
+    }
+    for task in TASKS:
+        row[f"{task}_changed"] = sum(first[r["id"]][task] != final[r["id"]][task] for r in second if r["id"] in final)
+    return row
+
+
+def agreement(first: dict[str, dict], second: list[dict], final: dict[str, dict], out=None) -> dict:
+    """{task_agree, task_kappa} of the two labellings of one sample; with `out`, writes there the disagreements
+    with the label the corpus holds now (what adjudication settled)."""
+    row, disagreements = {}, []
     for task in TASKS:
         a = [first[r["id"]][task] for r in second]
         b = [r[task].strip() for r in second]
         row[f"{task}_agree"] = sum(x == y for x, y in zip(a, b)) / len(a)
         row[f"{task}_kappa"] = cohen_kappa(a, b)
-        row[f"{task}_changed"] = sum(first[r["id"]][task] != final[r["id"]][task] for r in second if r["id"] in final)
         disagreements += [
             (task, final[r["id"]]["text"], x, y, final[r["id"]][task])
             for r, x, y in zip(second, a, b)
             if x != y and r["id"] in final
         ]
-    with open(folder / f"{register}_disagreements.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["task", "text", "first", "second", "final"])
-        w.writerows(disagreements)
+    if out is not None:
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["task", "text", "first", "second", "final"])
+            w.writerows(disagreements)
     return row
 
 
@@ -105,22 +117,10 @@ def later_table(kind: str, title: str) -> str:
         register = path.name.removesuffix(f"_{kind}_second.csv")
         second = read_rows(path)
         first = {r["id"]: r for r in read_rows(path.with_name(f"{register}_{kind}_first.csv"))}
-        cells, disagreements = [], []
-        for task in TASKS:
-            a = [first[r["id"]][task] for r in second]
-            b = [r[task].strip() for r in second]
-            cells += [f"{sum(x == y for x, y in zip(a, b)) / len(a):.3f}", f"{cohen_kappa(a, b):.3f}"]
-            disagreements += [
-                (task, final[r["id"]]["text"], x, y, final[r["id"]][task])
-                for r, x, y in zip(second, a, b)
-                if x != y and r["id"] in final
-            ]
+        out = None if kind == "round2" else folder / f"{register}_{kind}_disagreements.csv"
+        row = agreement(first, second, final, out)
+        cells = [f"{row[f'{task}_{m}']:.3f}" for task in TASKS for m in ("agree", "kappa")]
         lines.append(f"| {register} | {len(second)} | " + " | ".join(cells) + " |")
-        if kind != "round2":
-            with open(folder / f"{register}_{kind}_disagreements.csv", "w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f, lineterminator="\n")
-                w.writerow(["task", "text", "first", "second", "final"])
-                w.writerows(disagreements)
     if not lines:
         return ""
     head = [
