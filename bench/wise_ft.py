@@ -15,7 +15,6 @@ results are written after each register, so an interrupted screen keeps what it 
 """
 
 import argparse
-import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from common import RESULTS, machine, read_progress, shipped_recipe, v2_splits, w
 from mtl.data import Dataset
 from mtl.evaluate import evaluate
 from mtl.model import new_model
+from mtl.predictions import write_mistakes_csv
 from mtl.train import train
 
 RECIPE = "the shipped recipe (bench/common.py: shipped_recipe), from the zero-shot head start"
@@ -45,21 +45,6 @@ def scores(model, data) -> dict:
     return {t: {k: m[k] for k in ("accuracy", "macro_f1", "n", "confusion", "labels")} for t, m in metrics.items()}
 
 
-def write_errors(model, data: Dataset, path) -> None:
-    """The held-out sentences the fine-tuned model gets wrong on any task, with the gold and predicted labels."""
-    predictions = model.predict(data.texts)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        tasks = list(model.tasks)
-        writer.writerow(["text"] + [f"{t}_{k}" for t in tasks for k in ("gold", "pred", "prob")])
-        for i, (text, pred) in enumerate(zip(data.texts, predictions)):
-            gold = {t: data.labels[t][i] for t in tasks}
-            if any(gold[t] and gold[t] != pred[t]["label"] for t in tasks):
-                writer.writerow(
-                    [text] + [x for t in tasks for x in (gold[t], pred[t]["label"], f"{pred[t]['score']:.2f}")]
-                )
-
-
 def screen_register(held, seed, alphas, train_data, val_data, everything, errors_dir, epochs=None, limit=0) -> dict:
     (tr, _), (va, _), (_, test) = (d.split_by_group(held) for d in (train_data, val_data, everything))
     if limit:  # a smoke test of the script, not a measurement
@@ -75,7 +60,7 @@ def screen_register(held, seed, alphas, train_data, val_data, everything, errors
     seconds = time.perf_counter() - t0
     end = snapshot(model)
     if errors_dir:
-        write_errors(model, test, errors_dir / f"wise_ft_errors_{held}_seed{seed}.csv")
+        write_mistakes_csv(model, test, errors_dir / f"wise_ft_errors_{held}_seed{seed}.csv")
     result = {"held_out": held, "seed": seed, "seconds": seconds, "whole": {}, "encoder": {}}
     for alpha in alphas:
         weights = mix(start, end, alpha)

@@ -23,6 +23,34 @@ def prediction_rows(model, texts: list[str]) -> list[dict]:
     return rows
 
 
+def mistake_rows(model, data) -> list[dict]:
+    """The texts of `data` the model gets wrong on any task: text, then per task the gold label, the predicted
+    one and its probability (a task the text has no label for is never a mistake)."""
+    rows = []
+    for i, (text, pred) in enumerate(zip(data.texts, model.predict(data.texts))):
+        gold = {t: data.labels[t][i] for t in pred}
+        if any(gold[t] is not None and gold[t] != p["label"] for t, p in pred.items()):
+            row = {"text": text}
+            for t, p in pred.items():
+                row.update({f"{t}_gold": gold[t] or "", f"{t}_pred": p["label"], f"{t}_prob": round(p["score"], 2)})
+            rows.append(row)
+    return rows
+
+
+def write_mistakes_csv(model, data, path) -> Path:
+    """mistake_rows as a CSV (written like predictions: atomically, no cell a spreadsheet would run); a model
+    with no mistakes writes the header alone."""
+    columns = ["text"] + [f"{t}_{k}" for t in model.tasks for k in ("gold", "pred", "prob")]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_predictions_csv(mistake_rows(model, data), path, columns)
+
+
+def file_slug(name: str) -> str:
+    """`name` (a configuration's or a register's, from a user's data) as a safe file-name part: lower-case ASCII
+    letters, digits and single hyphens, never empty, never a path."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:80] or "unnamed"
+
+
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
@@ -37,14 +65,14 @@ def neutralise_cell(value):
     return value
 
 
-def write_predictions_csv(rows: list[dict], path) -> Path:
+def write_predictions_csv(rows: list[dict], path, columns: list[str] | None = None) -> Path:
     """Write prediction_rows to a UTF-8 CSV atomically: a reader never sees half a file.
 
     Every text cell, the header included (task names and labels come from a user's data), goes through
     neutralise_cell: one that starts with = + - @, a tab or a carriage return (or with ') is written with a
     leading ', so that opening the file in a spreadsheet never runs a formula. Numbers are written as they are."""
     path = Path(path)
-    columns = list(rows[0])
+    columns = columns or list(rows[0])
 
     def write(tmp):
         with open(tmp, "w", newline="", encoding="utf-8") as f:

@@ -7,6 +7,7 @@ all the others and test on every sentence of the one left out, the project's sta
 
 import time
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from .errors import ConfigError, DataError
 from .evaluate import evaluate
 from .freeze import count_trainable, parse_freeze
 from .model import new_model
+from .predictions import file_slug, write_mistakes_csv
 from .results import config_key, summarise
 from .train import train
 
@@ -221,11 +223,14 @@ def run_loro(
     model_config=None,
     previous=(),
     held_out=None,
+    errors_dir=None,
 ):
     """Leave one register out: yields ("run", record) per (config, seed, held-out register), then ("done", {runs}).
     Training and validation use only the training registers; the test is every sentence of the held-out
     register (all of all_data's rows of it). Runs in `previous` with the same config and seed are reused.
-    `held_out` (register names) holds out only those, for a cheaper screen; each still trains on all others."""
+    `held_out` (register names) holds out only those, for a cheaper screen; each still trains on all others.
+    `errors_dir`: each trained model also writes its held-out mistakes there, as
+    CONFIG_seedN_REGISTER.csv (runs reused from `previous` write none)."""
     registers = list(all_data.group_indices())
     if len(registers) < 2:
         raise DataError("leave-one-register-out needs data with a register column and at least 2 registers")
@@ -247,7 +252,17 @@ def run_loro(
                     if stop is not None and stop.is_set():
                         return
                     records = _loro_runs(
-                        cfg, seed, epochs, trained, tested, train_data, val_data, all_data, stop, model_config
+                        cfg,
+                        seed,
+                        epochs,
+                        trained,
+                        tested,
+                        train_data,
+                        val_data,
+                        all_data,
+                        stop,
+                        model_config,
+                        errors_dir,
                     )
                 for record in records:
                     runs.append(record)
@@ -255,7 +270,9 @@ def run_loro(
     yield "done", {"runs": runs}
 
 
-def _loro_runs(cfg, seed, epochs, trained, held_out, train_data, val_data, all_data, stop, model_config) -> list:
+def _loro_runs(
+    cfg, seed, epochs, trained, held_out, train_data, val_data, all_data, stop, model_config, errors_dir=None
+) -> list:
     tr, va = train_data.only_groups(trained), val_data.only_groups(trained)
     model = new_model(tr.tasks, model_config, seed=seed, device="auto")
     config = train_config({"freeze": "none", **cfg}, seed, epochs)
@@ -264,7 +281,11 @@ def _loro_runs(cfg, seed, epochs, trained, held_out, train_data, val_data, all_d
     seconds = time.perf_counter() - t0
     records = []
     for held in held_out:
-        metrics = evaluate(model, all_data.only_groups([held]))
+        test = all_data.only_groups([held])
+        metrics = evaluate(model, test)
+        if errors_dir is not None:
+            name = f"{file_slug(cfg['name'])}_seed{seed}_{file_slug(held)}.csv"
+            write_mistakes_csv(model, test, Path(errors_dir) / name)
         records.append(
             {
                 "sweep": "loro",

@@ -1,5 +1,6 @@
 """Leave one register out: the transfer sweep, its summary and its CLI (tiny model)."""
 
+import csv
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from mtl import sweep
 from mtl.cli import main
 from mtl.data import Dataset, load_labelled
 from mtl.errors import DataError
+from mtl.predictions import file_slug
 from mtl.results import loro_markdown, loro_summary, read_results
 
 REGISTERS = ("posts", "news", "crafted")
@@ -213,3 +215,39 @@ def test_resume_refuses_a_file_measured_on_other_data(tiny_sweeps, registered, t
     assert main([*argv, "--resume", "--epochs", "2"]) == 2
     assert "holds runs of other data or epochs" in capsys.readouterr().err
     assert out.read_text() == before  # nothing replaced
+
+
+def test_errors_dir_writes_each_models_held_out_mistakes_under_safe_names(tiny_sweeps, tmp_path):  # noqa: F811
+    rows = [
+        (f"{t} {'so ' * i}".strip(), top, sen, ("posts", "../escape")[i % 2]) for i in range(4) for t, top, sen in TOY
+    ]
+    data = load_labelled(write_csv(tmp_path / "r.csv", rows, header=("text", "topic", "sentiment", "register")))
+    out = tmp_path / "errors"
+    cfg = {"name": "embeddings frozen (bottom:0), 1 epoch", "freeze": "bottom:0", "epochs": 1}
+    runs = [p for k, p in sweep.run_loro([cfg], 1, 1, data, data, data, errors_dir=out) if k == "run"]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "embeddings-frozen-bottom-0-1-epoch_seed0_escape.csv",
+        "embeddings-frozen-bottom-0-1-epoch_seed0_posts.csv",
+    ]
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"] == ["r.csv"]  # nothing written outside
+    for run in runs:
+        written = list(
+            csv.DictReader(open(out / f"embeddings-frozen-bottom-0-1-epoch_seed0_{file_slug(run['held_out'])}.csv"))
+        )
+        # every row is a mistake on some task, and their number matches the accuracies of the run
+        assert all(any(r[f"{t}_gold"] != r[f"{t}_pred"] for t in ("topic", "sentiment")) for r in written)
+        n = run["test"]["topic"]["n"]
+        wrong = {t: sum(r[f"{t}_gold"] != r[f"{t}_pred"] for r in written) for t in ("topic", "sentiment")}
+        for t in wrong:
+            assert wrong[t] == round(n * (1 - run["test"][t]["accuracy"]))
+        assert len(written) >= max(wrong.values())
+
+
+def test_errors_dir_is_for_loro_only(tiny_sweeps, registered, tmp_path, capsys):  # noqa: F811
+    path, _ = registered
+    argv = ["sweep", "--sweeps", "freeze", "--seeds", "1", "--epochs", "1", "--train", str(path), "--val", str(path)]
+    argv += ["--test", str(path), "--output", str(tmp_path / "s.json"), "--errors-dir", str(tmp_path / "e")]
+    assert main(argv) == 2
+    assert "--errors-dir is for --sweeps loro" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

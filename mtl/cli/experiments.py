@@ -43,6 +43,11 @@ def add_commands(sub) -> None:
         help="loro only: hold out just these registers (each model still trains on all the others), a cheaper screen",
     )
     sw.add_argument(
+        "--errors-dir",
+        metavar="DIR",
+        help="loro only: each model also writes its held-out mistakes here, one CSV per config, seed and register",
+    )
+    sw.add_argument(
         "--train-sentences",
         type=int,
         default=0,
@@ -98,6 +103,8 @@ def run_sweep(args) -> int:
     if earlier:
         print(f"resuming: {len(previous)} earlier runs reused", file=sys.stderr)
     if loro:
+        if args.errors_dir:  # a folder that cannot be made fails now, not after the first model's training
+            Path(args.errors_dir).mkdir(parents=True, exist_ok=True)
         configs = select(sweep_configs()["loro"], args.only)
         if not configs:
             raise ConfigError(f"--only {' '.join(args.only)!r} matches no leave-one-register-out configuration")
@@ -112,6 +119,7 @@ def run_sweep(args) -> int:
             model_config=model_config,
             previous=previous,
             held_out=args.held_out,
+            errors_dir=args.errors_dir,
         )
     else:
         runs_iter = run_sweeps(
@@ -183,6 +191,8 @@ def _sweep_data(args, loro: bool):
     test = load_labelled(args.test, label_sets=train.tasks)
     if args.held_out and not loro:
         raise ConfigError("--held-out is for --sweeps loro; --registers picks the data of other sweeps")
+    if args.errors_dir and not loro:
+        raise ConfigError("--errors-dir is for --sweeps loro (the held-out mistakes of each model)")
     if args.registers:
         if loro:
             raise ConfigError("--registers picks the data of an ordinary sweep; loro chooses registers itself")
