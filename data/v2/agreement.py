@@ -98,6 +98,9 @@ LATER_SAMPLES = {
     "round2": "After the guide was amended (rules M1-M7, P1-P3, T1-T9, S1-S5 in data/README.md), a fresh blind sample:",
     "batch2": "Batch 2 (data/v2/raw/batch2/: sentences that apply the rules P3, T1, M1, M5-M7 in four more "
     "registers), a blind sample of 20 % of each register:",
+    "batch3": "Batch 3 (data/v2/raw/batch3/: first-person experiences of places, services and products in forum "
+    "and social posts; figures and their direction in headlines and news reports), a blind sample of 20 % of each "
+    "register:",
 }
 
 
