@@ -1,7 +1,9 @@
 """The README's measured figures for real text come from committed result files, not from memory."""
 
+import csv
 import json
 import re
+from collections import Counter
 
 from conftest import README_ROWS, REPO
 
@@ -244,3 +246,42 @@ def test_batch_two_changes_come_from_result_files():
         f"its topic falls by {min(falls):.1f} to {max(falls):.1f} points",
     ]
     assert [e for e in expected if e not in text] == []
+
+
+def test_batch_three_changes_come_from_result_files():
+    """The derived figures of "Batch 3": the shipped recipe's change on reviews and financial statements (same
+    seed) since batch 2 and since before it, and the counts of the review topic mistakes read one by one."""
+    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    shipped = "embeddings frozen (bottom:0), 5 epochs"
+    runs = {name: _loro_runs(name, shipped) for name in ("loro_bottom0", "loro_batch2", "loro_batch3")}
+
+    def change(register, task, since):
+        after, before = (_register_mean(runs[n], register, task, 0) for n in ("loro_batch3", since))
+        return f"{100 * (after - before):+.1f}".replace("+-", "-")
+
+    for register, name in (("reviews", "reviews"), ("financial", "financial statements")):
+        pairs = [_pair(*(_register_mean(runs[n], register, t, 0) for t in ("topic", "sentiment"))) for n in runs]
+        changes = [f"{change(register, 'topic', n)} / {change(register, 'sentiment', n)}" for n in runs][:2][::-1]
+        assert f"| {name} | {pairs[1]} | {pairs[2]} | {changes[0]} | {changes[1]} |" in text
+    read = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
+    with open(read, newline="", encoding="utf-8") as f:
+        categories = Counter(row["category"] for row in csv.DictReader(f))
+    (reviews,) = [r for r in runs["loro_batch3"] if r["held_out"] == "reviews"]
+    n = reviews["test"]["topic"]["n"]
+    wrong = round(n * (1 - reviews["test"]["topic"]["accuracy"]))
+    assert wrong == sum(categories.values())
+    expected = [
+        f"({wrong} of {n:,})",
+        f"{categories['implicit']} never name what is reviewed",
+        f"{categories['convention']} follow a boundary of the guide",
+        f"{categories['clear']} name their subject plainly",
+        f"{categories['gold_doubtful']} gold labels are doubtful",
+    ]
+    assert [e for e in expected if e not in text] == []
+
+
+def test_shipped_models_training_time_is_the_benchmarks():
+    """The README's training time for the shipped model is the one bench/shipped_model.py measured."""
+    seconds = json.loads(SHIPPED.read_text(encoding="utf-8"))["seconds"]
+    section = _section(README.read_text(encoding="utf-8"), "\n## The shipped model\n")
+    assert f"Training takes {seconds:.0f} s ({seconds / 60:.0f} minutes)" in section
