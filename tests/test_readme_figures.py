@@ -285,3 +285,25 @@ def test_shipped_models_training_time_is_the_benchmarks():
     seconds = json.loads(SHIPPED.read_text(encoding="utf-8"))["seconds"]
     section = _section(README.read_text(encoding="utf-8"), "\n## The shipped model\n")
     assert f"Training takes {seconds:.0f} s ({seconds / 60:.0f} minutes)" in section
+
+
+def test_batch_three_order_noise_comes_from_result_files():
+    """ "Batch 3": how much the v1-only recipe (same training sentences, reshuffled) moves between the two files."""
+    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    before, after = _loro_runs("loro_batch2", "v1 only"), _loro_runs("loro_batch3", "v1 only")
+
+    def spread(register, task):
+        return max(
+            abs(_register_mean(after, register, task, s) - _register_mean(before, register, task, s)) for s in range(3)
+        )
+
+    means = [
+        abs(_register_mean(after, h, "topic") - _register_mean(before, h, "topic")) for h in ("reviews", "financial")
+    ]
+    expected = [
+        f"up to {100 * spread('reviews', 'topic'):.1f} points of topic on reviews and "
+        f"{100 * spread('financial', 'topic'):.1f} on financial statements (sentiment: "
+        f"{100 * spread('reviews', 'sentiment'):.1f} and {100 * spread('financial', 'sentiment'):.1f}), "
+        f"its three-seed means by {100 * max(means):.1f} on both",
+    ]
+    assert [e for e in expected if e not in text] == []
