@@ -307,3 +307,31 @@ def test_batch_three_order_noise_comes_from_result_files():
         f"its three-seed means by {100 * max(means):.1f} on both",
     ]
     assert [e for e in expected if e not in text] == []
+
+
+def test_goal_on_the_corpus_with_batch_three_comes_from_result_files():
+    """ "The goal on the corpus with batches 2 and 3": the per-register changes, the gains on the six-register
+    means and on the worst registers, and the topic score the goal asks of the worst register."""
+    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    runs = [r for r in _runs(REPO / "results" / "loro_batch3.json") if r["held_out"] != "crafted"]
+    rows = {row["name"].split(",")[0]: row for row in loro_summary(runs)}
+    v1, shipped = rows["v1 only"], rows["embeddings frozen (bottom:0)"]
+
+    def gain(key, task):
+        return f"{100 * (shipped[key][task]['accuracy'] - v1[key][task]['accuracy']):+.1f}"
+
+    expected = [
+        f"{gain('mean', 'topic')} topic and {gain('mean', 'sentiment')} sentiment (goal +5 each)",
+        f"the worst register on sentiment, {gain('worst', 'sentiment')}",
+        f"reviews, {gain('worst', 'topic')} (goal +8: {v1['worst']['topic']['accuracy'] + 0.08:.3f})",
+    ]
+    for register, m in shipped["registers"].items():
+        change = [
+            f"{100 * (m[t]['accuracy']['mean'] - v1['registers'][register][t]['accuracy']['mean']):+.1f}"
+            for t in ("topic", "sentiment")
+        ]
+        expected.append(
+            f"| {_pair(m['topic']['accuracy']['mean'], m['sentiment']['accuracy']['mean'])} | "
+            f"{change[0]} / {change[1]} |"
+        )
+    assert [e for e in expected if e not in text] == []
