@@ -3,6 +3,7 @@ Predict tab both write: text, then per task the top label and its probability, t
 column per label (`task:label`)."""
 
 import csv
+import hashlib
 import re
 from pathlib import Path
 
@@ -47,8 +48,12 @@ def write_mistakes_csv(model, data, path) -> Path:
 
 def file_slug(name: str) -> str:
     """`name` (a configuration's or a register's, from a user's data) as a safe file-name part: lower-case ASCII
-    letters, digits and single hyphens, never empty, never a path."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:80] or "unnamed"
+    letters, digits and single hyphens, never empty, never a path. A name that had to change gets a short hash of
+    itself, so two names never share a file ("Posts" and "posts!" do not overwrite each other)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:80]
+    if slug == name:
+        return slug
+    return f"{slug or 'unnamed'}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:6]}"
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection")

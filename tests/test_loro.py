@@ -226,15 +226,13 @@ def test_errors_dir_writes_each_models_held_out_mistakes_under_safe_names(tiny_s
     cfg = {"name": "embeddings frozen (bottom:0), 1 epoch", "freeze": "bottom:0", "epochs": 1}
     runs = [p for k, p in sweep.run_loro([cfg], 1, 1, data, data, data, errors_dir=out) if k == "run"]
     files = sorted(p.name for p in out.iterdir())
-    assert files == [
-        "embeddings-frozen-bottom-0-1-epoch_seed0_escape.csv",
-        "embeddings-frozen-bottom-0-1-epoch_seed0_posts.csv",
-    ]
+    config = file_slug(cfg["name"])
+    assert config.startswith("embeddings-frozen-bottom-0-1-epoch-") and file_slug("posts") == "posts"
+    assert files == sorted(f"{config}_seed0_{r}.csv" for r in ("posts", file_slug("../escape")))
+    assert file_slug("../escape").startswith("escape-") and file_slug("Posts") != file_slug("posts!")
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"] == ["r.csv"]  # nothing written outside
     for run in runs:
-        written = list(
-            csv.DictReader(open(out / f"embeddings-frozen-bottom-0-1-epoch_seed0_{file_slug(run['held_out'])}.csv"))
-        )
+        written = list(csv.DictReader(open(out / f"{config}_seed0_{file_slug(run['held_out'])}.csv")))
         # every row is a mistake on some task, and their number matches the accuracies of the run
         assert all(any(r[f"{t}_gold"] != r[f"{t}_pred"] for t in ("topic", "sentiment")) for r in written)
         n = run["test"]["topic"]["n"]
