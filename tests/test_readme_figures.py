@@ -157,6 +157,11 @@ def _points(a: float, b: float) -> str:
     return f"{100 * (a - b):.1f}"
 
 
+def _change(a: float, b: float) -> str:
+    """a - b in points with its sign, as the README writes a change: +1.4, -0.6."""
+    return f"{100 * (a - b):+.1f}"
+
+
 def test_held_out_mistakes_and_screen_changes_come_from_result_files():
     """The derived figures of "What the held-out mistakes are", the WiSE-FT bullet and the labelled-sentence
     section (shares, counts, recalls, point changes) recomputed from bench/results."""
@@ -222,11 +227,11 @@ def test_batch_two_changes_come_from_result_files():
     v1_before, v1_after = _loro_runs("loro", "v1 only"), _loro_runs("loro_batch2", "v1 only")
 
     def change(register, task):
-        return f"{100 * (_register_mean(after, register, task, 0) - _register_mean(before, register, task, 0)):+.1f}"
+        return _change(_register_mean(after, register, task, 0), _register_mean(before, register, task, 0))
 
-    rows = [f"{change(h, 'topic')} / {change(h, 'sentiment')}".replace("+-", "-") for h in ("reviews", "financial")]
+    rows = [f"{change(h, 'topic')} / {change(h, 'sentiment')}" for h in ("reviews", "financial")]
     gains = [
-        f"{100 * (_register_mean(after, h, 'topic', 0) - _register_mean(v1_after, h, 'topic')):+.1f}"
+        _change(_register_mean(after, h, "topic", 0), _register_mean(v1_after, h, "topic"))
         for h in ("reviews", "financial")
     ]
     best = {
@@ -256,8 +261,7 @@ def test_batch_three_changes_come_from_result_files():
     runs = {name: _loro_runs(name, shipped) for name in ("loro_bottom0", "loro_batch2", "loro_batch3")}
 
     def change(register, task, since):
-        after, before = (_register_mean(runs[n], register, task, 0) for n in ("loro_batch3", since))
-        return f"{100 * (after - before):+.1f}".replace("+-", "-")
+        return _change(*(_register_mean(runs[n], register, task, 0) for n in ("loro_batch3", since)))
 
     for register, name in (("reviews", "reviews"), ("financial", "financial statements")):
         pairs = [_pair(*(_register_mean(runs[n], register, t, 0) for t in ("topic", "sentiment"))) for n in runs]
@@ -265,7 +269,11 @@ def test_batch_three_changes_come_from_result_files():
         assert f"| {name} | {pairs[1]} | {pairs[2]} | {changes[0]} | {changes[1]} |" in text
     read = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
     with open(read, newline="", encoding="utf-8") as f:
-        categories = Counter(row["category"] for row in csv.DictReader(f))
+        mistakes = list(csv.DictReader(f))
+    categories = Counter(row["category"] for row in mistakes)
+    # a convention's note starts with the rule it names: "P3: phone shop service is Business", "T1 (notes 4): ..."
+    rules = Counter(row["note"].split(":")[0].split(" (")[0] for row in mistakes if row["category"] == "convention")
+    unnamed = sum(row["note"] == "no subject named at all" for row in mistakes if row["category"] == "implicit")
     (reviews,) = [r for r in runs["loro_batch3"] if r["held_out"] == "reviews" and r["seed"] == 0]  # the one read
     n = reviews["test"]["topic"]["n"]
     wrong = round(n * (1 - reviews["test"]["topic"]["accuracy"]))
@@ -273,6 +281,9 @@ def test_batch_three_changes_come_from_result_files():
     expected = [
         f"({wrong} of {n:,})",
         f"{categories['implicit']} never name what is reviewed",
+        f"{unnamed} name nothing at all",
+        f"(P3 shops and services {rules['P3']}, T1 fitness or sport {rules['T1']}, the home-town café "
+        f"{rules['home-town venue']})",
         f"{categories['convention']} follow a boundary of the guide",
         f"{categories['clear']} name their subject plainly",
         f"{categories['gold_doubtful']} gold labels are doubtful",
@@ -318,7 +329,7 @@ def test_goal_on_the_corpus_with_batch_three_comes_from_result_files():
     v1, shipped = rows["v1 only"], rows["embeddings frozen (bottom:0)"]
 
     def gain(key, task):
-        return f"{100 * (shipped[key][task]['accuracy'] - v1[key][task]['accuracy']):+.1f}"
+        return _change(shipped[key][task]["accuracy"], v1[key][task]["accuracy"])
 
     expected = [
         f"{gain('mean', 'topic')} topic and {gain('mean', 'sentiment')} sentiment (goal +5 each)",
@@ -327,7 +338,7 @@ def test_goal_on_the_corpus_with_batch_three_comes_from_result_files():
     ]
     for register, m in shipped["registers"].items():
         change = [
-            f"{100 * (m[t]['accuracy']['mean'] - v1['registers'][register][t]['accuracy']['mean']):+.1f}"
+            _change(m[t]["accuracy"]["mean"], v1["registers"][register][t]["accuracy"]["mean"])
             for t in ("topic", "sentiment")
         ]
         expected.append(
