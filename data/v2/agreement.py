@@ -101,6 +101,8 @@ LATER_SAMPLES = {
     "batch3": "Batch 3 (data/v2/raw/batch3/: first-person experiences of places, services and products in forum "
     "and social posts; figures and their direction in headlines and news reports), a blind sample of 20 % of each "
     "register:",
+    "batch4": "Batch 4 (data/v2/raw/batch4/: forum and social posts whose subject is left to a cue, and plainly named "
+    "subjects beside a misleading side word), a blind sample of 20 % of each register:",
 }
 
 
