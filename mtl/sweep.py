@@ -79,6 +79,12 @@ def sweep_configs(n_layers: int = 6) -> dict[str, list[dict]]:
             },
             {"name": "embeddings frozen (bottom:0), 5 epochs", "freeze": "bottom:0", "epochs": 5},
             {
+                "name": "embeddings frozen (bottom:0), 5 epochs, zero-shot head start",
+                "freeze": "bottom:0",
+                "epochs": 5,
+                "head_init": "labels",
+            },
+            {
                 "name": "bottom:2, 5 epochs, zero-shot head start",
                 "freeze": "bottom:2",
                 "epochs": 5,
