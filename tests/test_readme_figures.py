@@ -373,6 +373,17 @@ def test_batch_four_changes_and_goal_come_from_result_files():
             f"| {names[register]} | {pairs[2]} | {pairs[0]} ({n[1]} seed{'s' * (n[1] > 1)}) | "
             f"{_change(mean['topic'][0], mean['topic'][2])} / {_change(mean['sentiment'][0], mean['sentiment'][2])} |",
         ]
+    news = {
+        t: sorted(
+            round(100 * (_register_mean(after, g, t) - _register_mean(before, g, t)), 1)
+            for g in ("headlines", "newsbody")
+        )
+        for t in ("topic", "sentiment")
+    }
+    expected.append(
+        f"{news['topic'][0]:+.1f} to {news['topic'][1]:+.1f} topic, "
+        f"{news['sentiment'][0]:+.1f} to {news['sentiment'][1]:+.1f} sentiment)"
+    )
     same = [_change(*(_register_mean(runs, "reviews", "topic", s) for runs in (after, before))) for s in (0, 1)]
     expected.append(f"the same seed: {same[0]} and {same[1]}")
 
