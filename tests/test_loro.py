@@ -108,8 +108,10 @@ def test_only_a_whole_name_selects_that_configuration_alone(tmp_path, capsys):
 
     loro = sweep_configs()["loro"]
     assert [c["name"] for c in select(loro, ["bottom:2, 5 epochs"])] == ["bottom:2, 5 epochs"]  # a prefix of 5 more
+    shipped = "embeddings frozen (bottom:0), 5 epochs"  # the shipped recipe, a prefix of its zero-shot variant
+    assert [c["name"] for c in select(loro, [shipped])] == [shipped]
     several = [c["name"] for c in select(loro, ["zero-shot"])]
-    assert len(several) == 2 and all("zero-shot" in n for n in several)  # any other text: every match
+    assert len(several) == 3 and all("zero-shot" in n for n in several)  # any other text: every match
     # a whole name of another sweep ("bottom:2" in layers) is still a substring here
     assert select(loro, ["bottom:2"]) == [c for c in loro if "bottom:2" in c["name"]] and select(loro, None) == loro
     out = tmp_path / "kept.json"
