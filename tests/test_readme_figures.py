@@ -15,6 +15,7 @@ SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
 # leave-one-register-out runs of the first batch compare with)
 SCREENS = [REPO / "bench" / "results" / f"{name}.json" for name in ("wise_ft", "register_shots")]
 SHIPPED_BEFORE = REPO / "bench" / "results" / "shipped_model_before_batch2.json"
+READ_MISTAKES = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
 PAIR = re.compile(r"\b\d\.\d{3} / \d\.\d{3}\b")  # "topic / sentiment" accuracy, as the README writes it
 
 
@@ -217,6 +218,12 @@ def _register_mean(runs: list[dict], register: str, task: str, seed=None) -> flo
     return sum(accs) / len(accs)
 
 
+def _read_mistakes() -> list[dict]:
+    """The review topic mistakes of the seed-0 model with batch 3, read one by one and given a category."""
+    with open(READ_MISTAKES, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
 def test_batch_two_changes_come_from_result_files():
     """The derived figures of "Batch 2: the data fix": the shipped recipe's change on the two registers batch 2
     left out (same seed, before and after), its gain over the v1-only recipe, and the v1-only recipe's fall on
@@ -267,9 +274,7 @@ def test_batch_three_changes_come_from_result_files():
         pairs = [_pair(*(_register_mean(runs[n], register, t, 0) for t in ("topic", "sentiment"))) for n in runs]
         changes = [f"{change(register, 'topic', n)} / {change(register, 'sentiment', n)}" for n in runs][:2][::-1]
         assert f"| {name} | {pairs[1]} | {pairs[2]} | {changes[0]} | {changes[1]} |" in text
-    read = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
-    with open(read, newline="", encoding="utf-8") as f:
-        mistakes = list(csv.DictReader(f))
+    mistakes = _read_mistakes()
     categories = Counter(row["category"] for row in mistakes)
     # a convention's note starts with the rule it names: "P3: phone shop service is Business", "T1 (notes 4): ..."
     rules = Counter(row["note"].split(":")[0].split(" (")[0] for row in mistakes if row["category"] == "convention")
@@ -356,12 +361,7 @@ def test_batch_four_changes_and_goal_come_from_result_files():
     shipped = "embeddings frozen (bottom:0), 5 epochs"
     before, after = _loro_runs("loro_batch3", shipped), _loro_runs("loro_batch4", shipped)
     v1 = _loro_runs("loro_batch3", "v1 only")
-    names = {
-        "reviews": "reviews",
-        "financial": "financial statements",
-        "headlines": "headlines",
-        "newsbody": "news reports",
-    }
+    names = {register: name for name, register in README_ROWS.items()}
     expected = []
     for register in sorted({r["held_out"] for r in after}):
         n = [sum(r["held_out"] == register for r in runs) for runs in (before, after)]
@@ -420,23 +420,54 @@ def test_batch_four_changes_and_goal_come_from_result_files():
         f"Both shortfalls ({short[0]} and {short[1]} points) are smaller than the spread of one recipe's seeds "
         f"here ({' to '.join(sorted({f'{x:.1f}' for x in spread}))} points on each register)",
     ]
-    read = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
+    expected += _fixed_mistakes()
+    assert [e for e in expected if e not in text] == []
+
+
+def _fixed_mistakes() -> list[str]:
+    """ "Batch 4", what the seed-0 model with batch 4 gets right of the review mistakes read after batch 3."""
+    mistakes = _read_mistakes()
     now = REPO / "results" / "errors" / "batch4" / "embeddings-frozen-bottom-0-5-epochs-f98ea1_seed0_reviews.csv"
-    with open(read, newline="", encoding="utf-8") as f, open(now, newline="", encoding="utf-8") as g:
-        mistakes, scored = list(csv.DictReader(f)), list(csv.DictReader(g))
+    with open(now, newline="", encoding="utf-8") as f:
+        scored = list(csv.DictReader(f))
     wrong = {row["text"] for row in scored if row["topic_gold"] != row["topic_pred"]}
     total, right = Counter(), Counter()
     for row in mistakes:
         total[row["category"]] += 1
         right[row["category"]] += row["text"] not in wrong
-    expected.append(
+    rate = {k: f"{100 * right[k] / total[k]:.0f} %" for k in total}
+    return [
         f"gets {sum(right.values())} right: {right['clear']} of the {total['clear']} that name their subject "
         f"plainly, {right['convention']} of the {total['convention']} on a boundary of the guide, "
         f"{right['implicit']} of the {total['implicit']} that leave it to a cue and {right['gold_doubtful']} of the "
         f"{total['gold_doubtful']} doubtful; it makes {len(wrong - {row['text'] for row in mistakes})} new ones, "
-        f"{len(wrong)} in all"
-    )
-    rate = {k: f"{100 * right[k] / total[k]:.0f} %" for k in total}
-    expected.append(f"({rate['clear']}, against {rate['convention']} and {rate['implicit']})")
-    expected.append(f"the read mistakes that remain ({total['implicit'] - right['implicit']})")
-    assert [e for e in expected if e not in text] == []
+        f"{len(wrong)} in all",
+        f"({rate['clear']}, against {rate['convention']} and {rate['implicit']})",
+        f"the read mistakes that remain ({total['implicit'] - right['implicit']})",
+    ]
+
+
+def test_shipped_models_gains_over_the_first_model_come_from_the_benchmark():
+    """ "The shipped model": what the new model gains over the replaced v1-only one, in the same benchmark run."""
+    section = " ".join(_section(README.read_text(encoding="utf-8"), "\n## The shipped model\n").split())
+    shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
+    new, old = shipped["test"], shipped["baseline"]["test"]
+    v2, v1 = "data/v2/test.csv", "data/test.csv"
+    gains = {
+        t: {
+            g: new[v2]["by_register"][g][t]["accuracy"] - old[v2]["by_register"][g][t]["accuracy"]
+            for g in README_ROWS.values()
+        }
+        for t in ("topic", "sentiment")
+    }
+    top = {t: sorted(gains[t], key=gains[t].get, reverse=True) for t in gains}
+    assert top["sentiment"][0] == "financial" and top["topic"][:2] == ["financial", "reviews"]  # as the text names
+    expected = [
+        f"+{100 * (new[v2]['metrics']['sentiment']['accuracy'] - old[v2]['metrics']['sentiment']['accuracy']):.1f} "
+        f"points over all of v2 and "
+        f"+{100 * (new[v1]['metrics']['sentiment']['accuracy'] - old[v1]['metrics']['sentiment']['accuracy']):.1f} "
+        "on v1's own test split",
+        f"financial statements gain the most sentiment (+{100 * gains['sentiment']['financial']:.1f})",
+        f"the most topic (+{100 * gains['topic']['financial']:.1f}, +{100 * gains['topic']['reviews']:.1f})",
+    ]
+    assert [e for e in expected if e not in section] == []
