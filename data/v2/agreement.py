@@ -103,6 +103,8 @@ LATER_SAMPLES = {
     "register:",
     "batch4": "Batch 4 (data/v2/raw/batch4/: forum and social posts whose subject is left to a cue, and plainly named "
     "subjects beside a misleading side word), a blind sample of 20 % of each register:",
+    "batch5": "Batch 5 (data/v2/raw/batch5/: money and figures whose topic turns on a money rule and whose sentiment "
+    "on the figure's direction, in four registers), a blind sample of 20 % of each register:",
 }
 
 
