@@ -1,42 +1,32 @@
 """The README's measured figures for real text come from committed result files, not from memory."""
 
-import csv
 import json
 import re
 from collections import Counter
 
+import readme_results as rr
 from conftest import README_ROWS, REPO
+from readme_results import README, SHIPPED
 
 from mtl.results import loro_summary
 
-README = REPO / "README.md"
-SHIPPED = REPO / "bench" / "results" / "shipped_model.json"
 # the benchmark screens, and the shipped model's benchmark before batch 2 joined the data (what the screens and the
 # leave-one-register-out runs of the first batch compare with)
 SCREENS = [REPO / "bench" / "results" / f"{name}.json" for name in ("wise_ft", "register_shots")]
 SHIPPED_BEFORE = REPO / "bench" / "results" / "shipped_model_before_batch2.json"
-READ_MISTAKES = REPO / "results" / "errors" / "batch3" / "reviews_topic_mistakes_read.csv"
 PAIR = re.compile(r"\b\d\.\d{3} / \d\.\d{3}\b")  # "topic / sentiment" accuracy, as the README writes it
-
-
-def _pair(topic: float, sentiment: float) -> str:
-    return f"{topic:.3f} / {sentiment:.3f}"
 
 
 def _metric_pairs(node):
     """Every {topic: {accuracy}, sentiment: {accuracy}} in a JSON tree, as README pairs."""
     if isinstance(node, dict):
         if all(isinstance(node.get(t), dict) and "accuracy" in node[t] for t in ("topic", "sentiment")):
-            yield _pair(node["topic"]["accuracy"], node["sentiment"]["accuracy"])
+            yield rr.pair(node["topic"]["accuracy"], node["sentiment"]["accuracy"])
         for value in node.values():
             yield from _metric_pairs(value)
     elif isinstance(node, list):
         for value in node:
             yield from _metric_pairs(value)
-
-
-def _runs(path) -> list[dict]:
-    return json.loads(path.read_text(encoding="utf-8"))["runs"]
 
 
 def _summaries(runs: list[dict]):
@@ -56,19 +46,19 @@ def _sources() -> set[str]:
     screens of bench/wise_ft.py and bench/register_shots.py (every scored model)."""
     found = set()
     for path in sorted((REPO / "results").glob("loro*.json")):
-        runs = _runs(path)
+        runs = rr.result_runs(path)
         found |= set(_metric_pairs(runs))
         for row in _summaries(runs):
-            found |= {_pair(row[k]["topic"]["accuracy"], row[k]["sentiment"]["accuracy"]) for k in ("mean", "worst")}
+            found |= {rr.pair(row[k]["topic"]["accuracy"], row[k]["sentiment"]["accuracy"]) for k in ("mean", "worst")}
             found |= {
-                _pair(m["topic"]["accuracy"]["mean"], m["sentiment"]["accuracy"]["mean"])
+                rr.pair(m["topic"]["accuracy"]["mean"], m["sentiment"]["accuracy"]["mean"])
                 for m in row["registers"].values()
             }
     for path in (SHIPPED, SHIPPED_BEFORE):
         shipped = json.loads(path.read_text(encoding="utf-8"))
         v2 = shipped["test"]["data/v2/test.csv"]["by_register"]
         six = [m for register, m in v2.items() if register != "crafted"]  # in-distribution, as the means above
-        found.add(_pair(*(sum(m[t]["accuracy"] for m in six) / len(six) for t in ("topic", "sentiment"))))
+        found.add(rr.pair(*(sum(m[t]["accuracy"] for m in six) / len(six) for t in ("topic", "sentiment"))))
         found |= set(_metric_pairs(shipped))
     for path in SCREENS:
         found |= set(_metric_pairs(json.loads(path.read_text(encoding="utf-8"))))
@@ -80,7 +70,7 @@ def _six_register_rows() -> set[tuple]:
     held out on all six v2 registers, as the README's summary table writes them."""
     rows = set()
     for path in sorted((REPO / "results").glob("loro*.json")):
-        for row in loro_summary([r for r in _runs(path) if r["held_out"] != "crafted"]):
+        for row in loro_summary([r for r in rr.result_runs(path) if r["held_out"] != "crafted"]):
             if len(row["registers"]) == 6:
                 cells = [len(row["seeds"])]
                 for t in ("topic", "sentiment"):
@@ -90,13 +80,9 @@ def _six_register_rows() -> set[tuple]:
     return rows
 
 
-def _section(text: str, heading: str) -> str:
-    return text.split(heading, 1)[1].split("\n## ", 1)[0]
-
-
 def test_leave_one_register_out_figures_come_from_result_files():
     readme = README.read_text(encoding="utf-8")
-    figures = PAIR.findall(_section(readme, "\n### Leave one register out\n"))
+    figures = PAIR.findall(rr.section(readme, "\n### Leave one register out\n"))
     assert len(figures) >= 20
     sources = _sources()
     assert [f for f in figures if f not in sources] == []
@@ -114,11 +100,11 @@ def test_previous_models_column_is_the_benchmarks_baseline():
     )
     assert rows.keys() == expected.keys()
     for name, metrics in expected.items():
-        assert rows[name] == _pair(metrics["topic"]["accuracy"], metrics["sentiment"]["accuracy"]), name
+        assert rows[name] == rr.pair(metrics["topic"]["accuracy"], metrics["sentiment"]["accuracy"]), name
 
 
 def test_leave_one_register_out_summary_rows_come_from_result_files():
-    section = _section(README.read_text(encoding="utf-8"), "\n### Leave one register out\n").replace("**", "")
+    section = rr.section(README.read_text(encoding="utf-8"), "\n### Leave one register out\n").replace("**", "")
     cell = r"(\d\.\d{3})"
     rows = re.findall(
         rf"^\| [^|]+ \| (\d+) \| {cell} \| {cell} \((\w+)\) \| {cell} \| {cell} \((\w+)\) \|$", section, re.M
@@ -158,15 +144,10 @@ def _points(a: float, b: float) -> str:
     return f"{100 * (a - b):.1f}"
 
 
-def _change(a: float, b: float) -> str:
-    """a - b in points with its sign, as the README writes a change: +1.4, -0.6."""
-    return f"{100 * (a - b):+.1f}"
-
-
 def test_held_out_mistakes_and_screen_changes_come_from_result_files():
     """The derived figures of "What the held-out mistakes are", the WiSE-FT bullet and the labelled-sentence
     section (shares, counts, recalls, point changes) recomputed from bench/results."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Leave one register out\n").split())
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Leave one register out\n").split())
     reviews, financial = (_held_out_metrics(r)["topic"] for r in ("reviews", "financial"))
     sentiment = _held_out_metrics("financial")["sentiment"]
     pair = {"Business", "Sports"}
@@ -209,48 +190,33 @@ def test_held_out_mistakes_and_screen_changes_come_from_result_files():
     assert [e for e in expected if e not in text] == []
 
 
-def _loro_runs(name: str, recipe: str) -> list[dict]:
-    return [r for r in _runs(REPO / "results" / f"{name}.json") if r["name"].startswith(recipe)]
-
-
-def _register_mean(runs: list[dict], register: str, task: str, seed=None) -> float:
-    accs = [r["test"][task]["accuracy"] for r in runs if r["held_out"] == register and seed in (None, r["seed"])]
-    return sum(accs) / len(accs)
-
-
-def _read_mistakes() -> list[dict]:
-    """The review topic mistakes of the seed-0 model with batch 3, read one by one and given a category."""
-    with open(READ_MISTAKES, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_batch_two_changes_come_from_result_files():
     """The derived figures of "Batch 2: the data fix": the shipped recipe's change on the two registers batch 2
     left out (same seed, before and after), its gain over the v1-only recipe, and the v1-only recipe's fall on
     the registers that gained batch 2's sentences, recomputed from results/."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 2: the data fix\n").split())
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Batch 2: the data fix\n").split())
     shipped = "embeddings frozen (bottom:0), 5 epochs"
-    before, after = _loro_runs("loro_bottom0", shipped), _loro_runs("loro_batch2", shipped)
-    v1_before, v1_after = _loro_runs("loro", "v1 only"), _loro_runs("loro_batch2", "v1 only")
+    before, after = rr.loro_runs("loro_bottom0", shipped), rr.loro_runs("loro_batch2", shipped)
+    v1_before, v1_after = rr.loro_runs("loro", "v1 only"), rr.loro_runs("loro_batch2", "v1 only")
 
     def change(register, task):
-        return _change(_register_mean(after, register, task, 0), _register_mean(before, register, task, 0))
+        return rr.change(rr.register_mean(after, register, task, 0), rr.register_mean(before, register, task, 0))
 
     rows = [f"{change(h, 'topic')} / {change(h, 'sentiment')}" for h in ("reviews", "financial")]
     gains = [
-        _change(_register_mean(after, h, "topic", 0), _register_mean(v1_after, h, "topic"))
+        rr.change(rr.register_mean(after, h, "topic", 0), rr.register_mean(v1_after, h, "topic"))
         for h in ("reviews", "financial")
     ]
     best = {
         h: max(r["test"]["topic"]["accuracy"] for r in before if r["held_out"] == h) for h in ("reviews", "financial")
     }
-    above = [f"{100 * (_register_mean(after, h, 'topic', 0) - best[h]):.1f}" for h in ("reviews", "financial")]
+    above = [f"{100 * (rr.register_mean(after, h, 'topic', 0) - best[h]):.1f}" for h in ("reviews", "financial")]
     falls = [
-        100 * (_register_mean(v1_before, h, "topic") - _register_mean(v1_after, h, "topic"))
+        100 * (rr.register_mean(v1_before, h, "topic") - rr.register_mean(v1_after, h, "topic"))
         for h in ("forum", "social", "headlines", "newsbody")
     ]
     expected = [
-        f"| reviews | {_pair(*(_register_mean(before, 'reviews', t, 0) for t in ('topic', 'sentiment')))} | ",
+        f"| reviews | {rr.pair(*(rr.register_mean(before, 'reviews', t, 0) for t in ('topic', 'sentiment')))} | ",
         f"| {rows[0]} |",
         f"| {rows[1]} |",
         f"gains {gains[0]} topic on reviews and {gains[1]} on financial statements",
@@ -263,18 +229,18 @@ def test_batch_two_changes_come_from_result_files():
 def test_batch_three_changes_come_from_result_files():
     """The derived figures of "Batch 3": the shipped recipe's change on reviews and financial statements (same
     seed) since batch 2 and since before it, and the counts of the review topic mistakes read one by one."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
     shipped = "embeddings frozen (bottom:0), 5 epochs"
-    runs = {name: _loro_runs(name, shipped) for name in ("loro_bottom0", "loro_batch2", "loro_batch3")}
+    runs = {name: rr.loro_runs(name, shipped) for name in ("loro_bottom0", "loro_batch2", "loro_batch3")}
 
     def change(register, task, since):
-        return _change(*(_register_mean(runs[n], register, task, 0) for n in ("loro_batch3", since)))
+        return rr.change(*(rr.register_mean(runs[n], register, task, 0) for n in ("loro_batch3", since)))
 
     for register, name in (("reviews", "reviews"), ("financial", "financial statements")):
-        pairs = [_pair(*(_register_mean(runs[n], register, t, 0) for t in ("topic", "sentiment"))) for n in runs]
+        pairs = [rr.pair(*(rr.register_mean(runs[n], register, t, 0) for t in ("topic", "sentiment"))) for n in runs]
         changes = [f"{change(register, 'topic', n)} / {change(register, 'sentiment', n)}" for n in runs][:2][::-1]
         assert f"| {name} | {pairs[1]} | {pairs[2]} | {changes[0]} | {changes[1]} |" in text
-    mistakes = _read_mistakes()
+    mistakes = rr.read_mistakes()
     categories = Counter(row["category"] for row in mistakes)
     # a convention's note starts with the rule it names: "P3: phone shop service is Business", "T1 (notes 4): ..."
     rules = Counter(row["note"].split(":")[0].split(" (")[0] for row in mistakes if row["category"] == "convention")
@@ -299,22 +265,24 @@ def test_batch_three_changes_come_from_result_files():
 def test_shipped_models_training_time_is_the_benchmarks():
     """The README's training time for the shipped model is the one bench/shipped_model.py measured."""
     seconds = json.loads(SHIPPED.read_text(encoding="utf-8"))["seconds"]
-    section = _section(README.read_text(encoding="utf-8"), "\n## The shipped model\n")
+    section = rr.section(README.read_text(encoding="utf-8"), "\n## The shipped model\n")
     assert f"Training takes {seconds:.0f} s ({seconds / 60:.0f} minutes)" in section
 
 
 def test_batch_three_order_noise_comes_from_result_files():
     """ "Batch 3": how much the v1-only recipe (same training sentences, reshuffled) moves between the two files."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
-    before, after = _loro_runs("loro_batch2", "v1 only"), _loro_runs("loro_batch3", "v1 only")
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    before, after = rr.loro_runs("loro_batch2", "v1 only"), rr.loro_runs("loro_batch3", "v1 only")
 
     def spread(register, task):
         return max(
-            abs(_register_mean(after, register, task, s) - _register_mean(before, register, task, s)) for s in range(3)
+            abs(rr.register_mean(after, register, task, s) - rr.register_mean(before, register, task, s))
+            for s in range(3)
         )
 
     means = [
-        abs(_register_mean(after, h, "topic") - _register_mean(before, h, "topic")) for h in ("reviews", "financial")
+        abs(rr.register_mean(after, h, "topic") - rr.register_mean(before, h, "topic"))
+        for h in ("reviews", "financial")
     ]
     expected = [
         f"up to {100 * spread('reviews', 'topic'):.1f} points of topic on reviews and "
@@ -328,13 +296,13 @@ def test_batch_three_order_noise_comes_from_result_files():
 def test_goal_on_the_corpus_with_batch_three_comes_from_result_files():
     """ "The goal on the corpus with batches 2 and 3": the per-register changes, the gains on the six-register
     means and on the worst registers, and the topic score the goal asks of the worst register."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
-    runs = [r for r in _runs(REPO / "results" / "loro_batch3.json") if r["held_out"] != "crafted"]
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Batch 3: experiences and figures\n").split())
+    runs = [r for r in rr.result_runs(REPO / "results" / "loro_batch3.json") if r["held_out"] != "crafted"]
     rows = {row["name"].split(",")[0]: row for row in loro_summary(runs)}
     v1, shipped = rows["v1 only"], rows["embeddings frozen (bottom:0)"]
 
     def gain(key, task):
-        return _change(shipped[key][task]["accuracy"], v1[key][task]["accuracy"])
+        return rr.change(shipped[key][task]["accuracy"], v1[key][task]["accuracy"])
 
     expected = [
         f"{gain('mean', 'topic')} topic and {gain('mean', 'sentiment')} sentiment (goal +5 each)",
@@ -343,113 +311,19 @@ def test_goal_on_the_corpus_with_batch_three_comes_from_result_files():
     ]
     for register, m in shipped["registers"].items():
         change = [
-            _change(m[t]["accuracy"]["mean"], v1["registers"][register][t]["accuracy"]["mean"])
+            rr.change(m[t]["accuracy"]["mean"], v1["registers"][register][t]["accuracy"]["mean"])
             for t in ("topic", "sentiment")
         ]
         expected.append(
-            f"| {_pair(m['topic']['accuracy']['mean'], m['sentiment']['accuracy']['mean'])} | "
+            f"| {rr.pair(m['topic']['accuracy']['mean'], m['sentiment']['accuracy']['mean'])} | "
             f"{change[0]} / {change[1]} |"
         )
     assert [e for e in expected if e not in text] == []
 
 
-def test_batch_four_changes_and_goal_come_from_result_files():
-    """ "Batch 4": each held-out register's change since batch 3 (all seeds of each file, and the same seed), what
-    the seed-0 model with batch 4 gets right of the review mistakes read after batch 3, and the goal's gains over
-    the v1-only recipe on the same test sentences."""
-    text = " ".join(_section(README.read_text(encoding="utf-8"), "\n### Batch 4: subjects left to a cue\n").split())
-    shipped = "embeddings frozen (bottom:0), 5 epochs"
-    before, after = _loro_runs("loro_batch3", shipped), _loro_runs("loro_batch4", shipped)
-    v1 = _loro_runs("loro_batch3", "v1 only")
-    names = {register: name for name, register in README_ROWS.items()}
-    expected = []
-    for register in sorted({r["held_out"] for r in after}):
-        n = [sum(r["held_out"] == register for r in runs) for runs in (before, after)]
-        mean = {t: [_register_mean(runs, register, t) for runs in (after, before, v1)] for t in ("topic", "sentiment")}
-        pairs = [_pair(mean["topic"][i], mean["sentiment"][i]) for i in range(3)]
-        expected += [
-            f"| {names[register]} | {n[0]} / {n[1]} | {pairs[1]} | {pairs[0]} | "
-            f"{_change(*mean['topic'][:2])} / {_change(*mean['sentiment'][:2])} |",
-            f"| {names[register]} | {pairs[2]} | {pairs[0]} ({n[1]} seed{'s' * (n[1] > 1)}) | "
-            f"{_change(mean['topic'][0], mean['topic'][2])} / {_change(mean['sentiment'][0], mean['sentiment'][2])} |",
-        ]
-    news = {
-        t: sorted(
-            round(100 * (_register_mean(after, g, t) - _register_mean(before, g, t)), 1)
-            for g in ("headlines", "newsbody")
-        )
-        for t in ("topic", "sentiment")
-    }
-    expected.append(
-        f"{news['topic'][0]:+.1f} to {news['topic'][1]:+.1f} topic, "
-        f"{news['sentiment'][0]:+.1f} to {news['sentiment'][1]:+.1f} sentiment)"
-    )
-    same = [_change(*(_register_mean(runs, "reviews", "topic", s) for runs in (after, before))) for s in (0, 1)]
-    expected.append(f"the same seed: {same[0]} and {same[1]}")
-
-    def span(runs, register):
-        accs = [r["test"]["topic"]["accuracy"] for r in runs if r["held_out"] == register]
-        return f"{min(accs):.3f}–{max(accs):.3f}"
-
-    expected += [
-        f"({span(after, 'reviews')} against {span(before, 'reviews')};",
-        f"seeds ({span(after, 'financial')}) against {_register_mean(before, 'financial', 'topic'):.3f}",
-    ]
-    # the goal's worst registers: each recipe's worst register mean (v1 only over all six, 3 seeds each)
-    registers = sorted({r["held_out"] for r in v1} - {"crafted"})
-    worst = {
-        t: (
-            min(_register_mean(v1, g, t) for g in registers),
-            min(_register_mean(after, g, t) for g in {r["held_out"] for r in after}),
-        )
-        for t in ("topic", "sentiment")
-    }
-    target = worst["topic"][0] + 0.08
-    short = [f"{100 * (target - _register_mean(after, g, 'topic')):.1f}" for g in ("financial", "reviews")]
-    spread = sorted(
-        100 * (max(accs) - min(accs))
-        for g in ("financial", "reviews")
-        for accs in [[r["test"]["topic"]["accuracy"] for r in after if r["held_out"] == g]]
-    )
-    expected += [
-        f"{_change(*worst['sentiment'][::-1])} over the v1-only recipe's worst (financial statements, "
-        f"{worst['sentiment'][0]:.3f})",
-        f"at {worst['topic'][1]:.3f} over three seeds. That is {_change(*worst['topic'][::-1])} over the v1-only "
-        f"recipe's worst register (reviews, {worst['topic'][0]:.3f}); the goal asks +8 ({target:.3f})",
-        f"Reviews alone gains {_change(_register_mean(after, 'reviews', 'topic'), worst['topic'][0])}",
-        f"Both shortfalls ({short[0]} and {short[1]} points) are smaller than the spread of one recipe's seeds "
-        f"here ({' to '.join(sorted({f'{x:.1f}' for x in spread}))} points on each register)",
-    ]
-    expected += _fixed_mistakes()
-    assert [e for e in expected if e not in text] == []
-
-
-def _fixed_mistakes() -> list[str]:
-    """ "Batch 4", what the seed-0 model with batch 4 gets right of the review mistakes read after batch 3."""
-    mistakes = _read_mistakes()
-    now = REPO / "results" / "errors" / "batch4" / "embeddings-frozen-bottom-0-5-epochs-f98ea1_seed0_reviews.csv"
-    with open(now, newline="", encoding="utf-8") as f:
-        scored = list(csv.DictReader(f))
-    wrong = {row["text"] for row in scored if row["topic_gold"] != row["topic_pred"]}
-    total, right = Counter(), Counter()
-    for row in mistakes:
-        total[row["category"]] += 1
-        right[row["category"]] += row["text"] not in wrong
-    rate = {k: f"{100 * right[k] / total[k]:.0f} %" for k in total}
-    return [
-        f"gets {sum(right.values())} right: {right['clear']} of the {total['clear']} that name their subject "
-        f"plainly, {right['convention']} of the {total['convention']} on a boundary of the guide, "
-        f"{right['implicit']} of the {total['implicit']} that leave it to a cue and {right['gold_doubtful']} of the "
-        f"{total['gold_doubtful']} doubtful; it makes {len(wrong - {row['text'] for row in mistakes})} new ones, "
-        f"{len(wrong)} in all",
-        f"({rate['clear']}, against {rate['convention']} and {rate['implicit']})",
-        f"the read mistakes that remain ({total['implicit'] - right['implicit']})",
-    ]
-
-
 def test_shipped_models_gains_over_the_first_model_come_from_the_benchmark():
     """ "The shipped model": what the new model gains over the replaced v1-only one, in the same benchmark run."""
-    section = " ".join(_section(README.read_text(encoding="utf-8"), "\n## The shipped model\n").split())
+    section = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n## The shipped model\n").split())
     shipped = json.loads(SHIPPED.read_text(encoding="utf-8"))
     new, old = shipped["test"], shipped["baseline"]["test"]
     v2, v1 = "data/v2/test.csv", "data/test.csv"
