@@ -36,7 +36,8 @@ def register_mean(runs: list[dict], register: str, task: str, seed=None) -> floa
     return sum(accs) / len(accs)
 
 
-def read_mistakes() -> list[dict]:
-    """The review topic mistakes of the seed-0 model with batch 3, read one by one and given a category."""
-    with open(READ_MISTAKES, newline="", encoding="utf-8") as f:
+def read_mistakes(path=READ_MISTAKES) -> list[dict]:
+    """Held-out mistakes read one by one and given a kind: by default the review topic mistakes of the seed-0
+    model with batch 3."""
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))

@@ -122,3 +122,17 @@ def test_the_second_labels_are_blind_and_cover_ten_percent():
         blind = (V2 / "relabel" / f"{name}_blind.csv").read_text(encoding="utf-8").splitlines()
         assert blind[0] == "id,text"  # no label columns
         assert len(blind) - 1 >= 0.099 * n, name
+
+
+def test_data_readmes_register_table_is_the_splits(splits):
+    """data/README's table of registers: sentences and train / val / test per register, as the splits hold them."""
+    table = re.findall(
+        r"^\| `(\w+)` \| [^|]+ \| ([0-9,]+) \| ([0-9,]+) / ([0-9,]+) / ([0-9,]+) \|",
+        (DATA / "README.md").read_text(encoding="utf-8"),
+        re.M,
+    )
+    sizes = {name: Counter(d.groups) for name, d in splits.items()}
+    expected = {
+        g: [sum(sizes[s][g] for s in sizes)] + [sizes[s][g] for s in ("train", "val", "test")] for g in sizes["train"]
+    }
+    assert {g: [int(x.replace(",", "")) for x in cells] for g, *cells in table} == expected

@@ -2,11 +2,27 @@
 ranges, mistakes fixed per kind, the goal's gains and shortfalls) recomputed from the committed result files."""
 
 import csv
+import json
 from collections import Counter
 
 import readme_results as rr
 from conftest import README_ROWS, REPO
 from readme_results import README
+
+FINANCIAL_READ = REPO / "results" / "errors" / "batch4" / "financial_topic_mistakes_read.csv"
+
+
+def _errors(batch: str, seed: int, register: str) -> set[str]:
+    """The texts a seed's model put in the wrong topic on a held-out register, from its mistakes CSV."""
+    path = REPO / "results" / "errors" / batch / f"embeddings-frozen-bottom-0-5-epochs-f98ea1_seed{seed}_{register}.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["text"] for row in csv.DictReader(f) if row["topic_gold"] != row["topic_pred"]}
+
+
+def _span(runs: list[dict], register: str) -> str:
+    """The lowest and highest topic accuracy of a register's held-out runs, as the README writes a seed range."""
+    accs = [r["test"]["topic"]["accuracy"] for r in runs if r["held_out"] == register]
+    return f"{min(accs):.3f}–{max(accs):.3f}"
 
 
 def test_batch_four_changes_and_goal_come_from_result_files():
@@ -46,13 +62,9 @@ def test_batch_four_changes_and_goal_come_from_result_files():
     same = [rr.change(*(rr.register_mean(runs, "reviews", "topic", s) for runs in (after, before))) for s in (0, 1)]
     expected.append(f"the same seed: {same[0]} and {same[1]}")
 
-    def span(runs, register):
-        accs = [r["test"]["topic"]["accuracy"] for r in runs if r["held_out"] == register]
-        return f"{min(accs):.3f}–{max(accs):.3f}"
-
     expected += [
-        f"({span(after, 'reviews')} against {span(before, 'reviews')};",
-        f"seeds ({span(after, 'financial')}) against {rr.register_mean(before, 'financial', 'topic'):.3f}",
+        f"({_span(after, 'reviews')} against {_span(before, 'reviews')};",
+        f"seeds ({_span(after, 'financial')}) against {rr.register_mean(before, 'financial', 'topic'):.3f}",
     ]
     # the goal's worst registers: each recipe's worst register mean (v1 only over all six, 3 seeds each)
     registers = sorted({r["held_out"] for r in v1} - {"crafted"})
@@ -86,10 +98,7 @@ def test_batch_four_changes_and_goal_come_from_result_files():
 def _fixed_mistakes() -> list[str]:
     """ "Batch 4", what the seed-0 model with batch 4 gets right of the review mistakes read after batch 3."""
     mistakes = rr.read_mistakes()
-    now = REPO / "results" / "errors" / "batch4" / "embeddings-frozen-bottom-0-5-epochs-f98ea1_seed0_reviews.csv"
-    with open(now, newline="", encoding="utf-8") as f:
-        scored = list(csv.DictReader(f))
-    wrong = {row["text"] for row in scored if row["topic_gold"] != row["topic_pred"]}
+    wrong = _errors("batch4", 0, "reviews")
     total, right = Counter(), Counter()
     for row in mistakes:
         total[row["category"]] += 1
@@ -106,20 +115,9 @@ def _fixed_mistakes() -> list[str]:
     ]
 
 
-FINANCIAL_READ = REPO / "results" / "errors" / "batch4" / "financial_topic_mistakes_read.csv"
-
-
-def _errors(batch: str, seed: int, register: str) -> set[str]:
-    """The texts a seed's model put in the wrong topic on a held-out register, from its mistakes CSV."""
-    path = REPO / "results" / "errors" / batch / f"embeddings-frozen-bottom-0-5-epochs-f98ea1_seed{seed}_{register}.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["text"] for row in csv.DictReader(f) if row["topic_gold"] != row["topic_pred"]}
-
-
 def _financial_fixed() -> list[str]:
     """ "Batch 5", the financial topic mistakes read after batch 4, by rule, and what seed 0 with batch 5 fixes."""
-    with open(FINANCIAL_READ, newline="", encoding="utf-8") as f:
-        read = list(csv.DictReader(f))
+    read = rr.read_mistakes(FINANCIAL_READ)
     wrong = _errors("batch5", 0, "financial")
     total = Counter(row["rule"] for row in read)
     right = Counter(row["rule"] for row in read if row["text"] not in wrong)
@@ -167,10 +165,6 @@ def test_batch_five_changes_and_goal_come_from_result_files():
     m = {(k, g, t): rr.register_mean(runs[k], g, t) for k in runs for g in ("reviews", "financial") for t in tasks}
     names = {register: name for name, register in README_ROWS.items()}
 
-    def span(k, register):
-        accs = [r["test"]["topic"]["accuracy"] for r in runs[k] if r["held_out"] == register]
-        return f"{min(accs):.3f}–{max(accs):.3f}"
-
     def same_seed(g):
         return ", ".join(
             rr.change(*(rr.register_mean(runs[k], g, "topic", s) for k in ("after", "before"))) for s in range(3)
@@ -183,9 +177,9 @@ def test_batch_five_changes_and_goal_come_from_result_files():
         expected += [
             f"| {names[g]} | 3 / 3 | {was} | {now} | {changes[0]} |",
             f"| {names[g]} | {base} | {now} | {changes[1]} |",
-            f"seeds {span('after', g)} against {span('before', g)})"
+            f"seeds {_span(runs['after'], g)} against {_span(runs['before'], g)})"
             if g == "reviews"
-            else f"batch 5 ({span('after', g)}) is above every seed with batch 4 ({span('before', g)})",
+            else f"batch 5 ({_span(runs['after'], g)}) is above every seed with batch 4 ({_span(runs['before'], g)})",
         ]
     registers = sorted({r["held_out"] for r in runs["v1"]} - {"crafted"})
     worst = {t: min(rr.register_mean(runs["v1"], g, t) for g in registers) for t in tasks}
@@ -214,4 +208,24 @@ def test_batch_five_changes_and_goal_come_from_result_files():
         f"and social {last['social']} with batch 3"
     )
     expected += _financial_fixed()
+    assert [e for e in expected if e not in text] == []
+
+
+def test_summary_figures_come_from_result_files():
+    """The README's opening summary: the shipped model's sentiment against the first model's in the same benchmark
+    run, and the held-out topic gains on the two hardest registers with batch 5 over the v1-only recipe."""
+    text = " ".join(README.read_text(encoding="utf-8").split("\n## ", 1)[0].split())
+    test = json.loads(rr.SHIPPED.read_text(encoding="utf-8"))
+    new, old = test["test"], test["baseline"]["test"]
+    rises = [
+        f"{old[f]['metrics']['sentiment']['accuracy']:.3f} to {new[f]['metrics']['sentiment']['accuracy']:.3f}"
+        for f in ("data/v2/test.csv", "data/test.csv")
+    ]
+    after = rr.loro_runs("loro_batch5", "embeddings frozen (bottom:0), 5 epochs")
+    v1 = rr.loro_runs("loro_batch3", "v1 only")
+    gains = {g: rr.change(*(rr.register_mean(r, g, "topic") for r in (after, v1))) for g in ("reviews", "financial")}
+    expected = [
+        f"rises from {rises[0]} on v2's test split ({rises[1]} on v1's own)",
+        f"to {gains['reviews']} (reviews) and {gains['financial']} (financial statements)",
+    ]
     assert [e for e in expected if e not in text] == []
