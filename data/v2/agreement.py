@@ -105,6 +105,8 @@ LATER_SAMPLES = {
     "subjects beside a misleading side word), a blind sample of 20 % of each register:",
     "batch5": "Batch 5 (data/v2/raw/batch5/: money and figures whose topic turns on a money rule and whose sentiment "
     "on the figure's direction, in four registers), a blind sample of 20 % of each register:",
+    "batch6": "Batch 6 (data/v2/raw/batch6/: verdicts on things people eat, buy, watch, read, stay at and use, most "
+    "leaving the kind of thing to a cue, in four registers), a blind sample of 20 % of each register:",
 }
 
 
