@@ -12,11 +12,16 @@ from readme_results import README
 FINANCIAL_READ = REPO / "results" / "errors" / "batch4" / "financial_topic_mistakes_read.csv"
 
 
-def _errors(batch: str, seed: int, register: str) -> set[str]:
-    """The texts a seed's model put in the wrong topic on a held-out register, from its mistakes CSV."""
+def _topic_mistakes(batch: str, seed: int, register: str) -> list[dict]:
+    """The rows a seed's model put in the wrong topic on a held-out register, from its mistakes CSV."""
     path = REPO / "results" / "errors" / batch / f"embeddings-frozen-bottom-0-5-epochs-f98ea1_seed{seed}_{register}.csv"
     with open(path, newline="", encoding="utf-8") as f:
-        return {row["text"] for row in csv.DictReader(f) if row["topic_gold"] != row["topic_pred"]}
+        return [row for row in csv.DictReader(f) if row["topic_gold"] != row["topic_pred"]]
+
+
+def _errors(batch: str, seed: int, register: str) -> set[str]:
+    """The texts of _topic_mistakes."""
+    return {row["text"] for row in _topic_mistakes(batch, seed, register)}
 
 
 def _span(runs: list[dict], register: str) -> str:
@@ -213,7 +218,7 @@ def test_batch_five_changes_and_goal_come_from_result_files():
 
 def test_summary_figures_come_from_result_files():
     """The README's opening summary: the shipped model's sentiment against the first model's in the same benchmark
-    run, and the held-out topic gains on the two hardest registers with batch 5 over the v1-only recipe."""
+    run, and the held-out topic gains on the two hardest registers with batch 6 over the v1-only recipe."""
     text = " ".join(README.read_text(encoding="utf-8").split("\n## ", 1)[0].split())
     test = json.loads(rr.SHIPPED.read_text(encoding="utf-8"))
     new, old = test["test"], test["baseline"]["test"]
@@ -221,11 +226,105 @@ def test_summary_figures_come_from_result_files():
         f"{old[f]['metrics']['sentiment']['accuracy']:.3f} to {new[f]['metrics']['sentiment']['accuracy']:.3f}"
         for f in ("data/v2/test.csv", "data/test.csv")
     ]
-    after = rr.loro_runs("loro_batch5", "embeddings frozen (bottom:0), 5 epochs")
+    after = rr.loro_runs("loro_batch6", "embeddings frozen (bottom:0), 5 epochs")
     v1 = rr.loro_runs("loro_batch3", "v1 only")
     gains = {g: rr.change(*(rr.register_mean(r, g, "topic") for r in (after, v1))) for g in ("reviews", "financial")}
+    seeds = sum(r["held_out"] == "financial" for r in after)
     expected = [
         f"rises from {rises[0]} on v2's test split ({rises[1]} on v1's own)",
-        f"to {gains['reviews']} (reviews) and {gains['financial']} (financial statements)",
+        f"to {gains['reviews']} (reviews) and {gains['financial']} (financial statements, "
+        f"{'one seed' if seeds == 1 else f'{seeds} seeds'})",
     ]
+    assert [e for e in expected if e not in text] == []
+
+
+def _confusions(batch: str, register: str, k: int = 4) -> str:
+    """The k largest gold -> predicted topic confusions of a seed-0 model on a held-out register, as the README
+    writes them: "Business read as Travel (16), ... and X read as Y (9), of 151 topic mistakes"."""
+    pairs = Counter((r["topic_gold"], r["topic_pred"]) for r in _topic_mistakes(batch, 0, register))
+    top = [
+        f"{gold} read as {pred} ({n})" for (gold, pred), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+    ]
+    return f"{', '.join(top[:-1])} and {top[-1]}, of {sum(pairs.values())} topic mistakes"
+
+
+def _overlap() -> list[str]:
+    """ "Batch 6", held-out sentences near a training sentence and the scores on the far ones
+    (bench/results/loro_overlap.json); each run's whole-register score there is its loro file's."""
+    overlap = json.loads((REPO / "bench" / "results" / "loro_overlap.json").read_text(encoding="utf-8"))
+    shipped = "embeddings frozen (bottom:0), 5 epochs"
+    counts, rows, near, gaps, means, gain_gaps = [], [], [], [], [], []
+    for g, name in (("reviews", "reviews"), ("financial", "financial statements")):
+        reg = overlap["registers"][g]
+        counts.append(f"{reg['near']} of the {reg['n']:,} {name}")
+        for batch in sorted({r["batch"] for r in reg["runs"]} - {"batch3"}):
+            runs = [r for r in reg["runs"] if r["batch"] == batch]
+            loro = rr.loro_runs(f"loro_{batch}", shipped)
+            for run in runs:
+                [match] = [r for r in loro if r["held_out"] == g and r["seed"] == run["seed"]]
+                assert all(abs(match["test"][t]["accuracy"] - run["all"][t]) < 5e-4 for t in ("topic", "sentiment"))
+            whole, far = (sum(r[part]["topic"] for r in runs) / len(runs) for part in ("all", "far"))
+            rows.append(f"| {name} | {batch[-1]} | {whole:.3f} | {far:.3f} |")
+            near += [r["near"]["topic"] for r in runs]
+            gaps.append(round(100 * (whole - far), 1))
+            means.append((whole, far))
+        gain_gaps += [abs((b[1] - a[1]) - (b[0] - a[0])) for a, b in zip(means, means[1:])]
+        means.clear()
+    return [
+        f"{counts[0]} and {counts[1]} have a training sentence within cosine {overlap['cosine']:.2f}",
+        f"near sentences score {min(near):.2f} to {max(near):.2f} on topic",
+        f"every score is {min(gaps):.1f} to {max(gaps):.1f} points lower, and each batch's gain there is within "
+        f"{100 * max(gain_gaps):.1f} points of its gain on the whole register",
+        *rows,
+    ]
+
+
+def test_batch_six_changes_and_goal_come_from_result_files():
+    """ "Batch 6": the reviews' mistakes it was written for, the two held-out registers' change since batch 5
+    (three seeds of reviews, one of financial statements, and the same seed), the review mistakes' churn, the
+    goal over the v1-only recipe on the same test sentences, and the far-sentence scores."""
+    heading = "\n### Batch 6: verdicts whose subject is left to a cue\n"
+    text = " ".join(rr.section(README.read_text(encoding="utf-8"), heading).split())
+    shipped = "embeddings frozen (bottom:0), 5 epochs"
+    runs = {"after": rr.loro_runs("loro_batch6", shipped), "before": rr.loro_runs("loro_batch5", shipped)}
+    runs["v1"] = rr.loro_runs("loro_batch3", "v1 only")
+    tasks = ("topic", "sentiment")
+    m = {(k, g, t): rr.register_mean(runs[k], g, t) for k in runs for g in ("reviews", "financial") for t in tasks}
+    names = {register: name for name, register in README_ROWS.items()}
+    seeds = {g: [r["seed"] for r in runs["after"] if r["held_out"] == g] for g in ("reviews", "financial")}
+    n_reviews = next(r["test"]["topic"]["n"] for r in runs["after"] if r["held_out"] == "reviews")
+    expected = [_confusions("batch5", "reviews"), f"on the {n_reviews:,} reviews"]
+    for g in ("reviews", "financial"):
+        now, was, base = (rr.pair(m[k, g, "topic"], m[k, g, "sentiment"]) for k in ("after", "before", "v1"))
+        changes = [" / ".join(rr.change(m["after", g, t], m[k, g, t]) for t in tasks) for k in ("before", "v1")]
+        n = len(seeds[g])
+        expected += [
+            f"| {names[g]} | 3 / {n} | {was} | {now} | {changes[0]} |",
+            f"| {names[g]} | {base} | {now} ({'3 seeds' if n == 3 else '1 seed'}) | {changes[1]} |",
+        ]
+    same = [
+        rr.change(*(rr.register_mean(runs[k], "reviews", "topic", s) for k in ("after", "before"))) for s in range(3)
+    ]
+    churn = [(_errors("batch5", s, "reviews"), _errors("batch6", s, "reviews")) for s in range(3)]
+    fixed, made = sorted(len(a - b) for a, b in churn), sorted(len(b - a) for a, b in churn)
+    registers = sorted({r["held_out"] for r in runs["v1"]} - {"crafted"})
+    worst = {t: min(rr.register_mean(runs["v1"], g, t) for g in registers) for t in tasks}
+    rev, fin = m["after", "reviews", "topic"], {t: m["after", "financial", t] for t in tasks}
+    fin_before = rr.register_mean(runs["before"], "financial", "topic", 0)
+    expected += [
+        f"every seed with batch 6 ({_span(runs['after'], 'reviews')}) is above every seed with batch 5 "
+        f"({_span(runs['before'], 'reviews')}); the same seed: {', '.join(same)}.",
+        f"fixes {fixed[0]} to {fixed[-1]} of the review topic mistakes and makes {made[0]} to {made[-1]} new ones. "
+        f"Sentiment gains {rr.change(m['after', 'reviews', 'sentiment'], m['before', 'reviews', 'sentiment'])}.",
+        f"{rr.pair(fin['topic'], fin['sentiment'])}, {rr.change(fin['topic'], fin_before)} points of topic against "
+        f"the same seed with batch 5 ({fin_before:.3f}), just below that batch's seeds "
+        f"({_span(runs['before'], 'financial')})",
+        f"now at {rev:.3f} over three seeds: {rr.change(rev, worst['topic'])} over the v1-only recipe's worst "
+        f"register (reviews, {worst['topic']:.3f}), where the goal asks +8 ({worst['topic'] + 0.08:.3f}); every seed "
+        f"({_span(runs['after'], 'reviews')}) clears it. Financial statements' one seed is at {fin['topic']:.3f}, "
+        f"{rr.change(fin['topic'], worst['topic'])} over that worst.",
+        f"at {fin['sentiment']:.3f} (one seed): {rr.change(fin['sentiment'], worst['sentiment'])} over the v1-only "
+        f"recipe's worst (financial statements, {worst['sentiment']:.3f})",
+    ]
+    expected += _overlap()
     assert [e for e in expected if e not in text] == []
