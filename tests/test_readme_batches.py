@@ -9,6 +9,7 @@ import readme_results as rr
 from conftest import README_ROWS, REPO
 from readme_results import README
 
+SHIPPED_RECIPE = "embeddings frozen (bottom:0), 5 epochs"  # as the loro sweep names it
 FINANCIAL_READ = REPO / "results" / "errors" / "batch4" / "financial_topic_mistakes_read.csv"
 
 
@@ -30,13 +31,23 @@ def _span(runs: list[dict], register: str) -> str:
     return f"{min(accs):.3f}–{max(accs):.3f}"
 
 
+def _batch_runs(after: str, before: str) -> tuple[dict, dict]:
+    """The shipped recipe's runs with a batch ("after") and without it ("before"), the v1-only recipe's on the
+    corpus with batch 3, and their means per (runs, register, task) on the two hardest registers."""
+    runs = {"after": rr.loro_runs(after, SHIPPED_RECIPE), "before": rr.loro_runs(before, SHIPPED_RECIPE)}
+    runs["v1"] = rr.loro_runs("loro_batch3", "v1 only")
+    tasks = ("topic", "sentiment")
+    return runs, {
+        (k, g, t): rr.register_mean(runs[k], g, t) for k in runs for g in ("reviews", "financial") for t in tasks
+    }
+
+
 def test_batch_four_changes_and_goal_come_from_result_files():
     """ "Batch 4": each held-out register's change since batch 3 (all seeds of each file, and the same seed), what
     the seed-0 model with batch 4 gets right of the review mistakes read after batch 3, and the goal's gains over
     the v1-only recipe on the same test sentences."""
     text = " ".join(rr.section(README.read_text(encoding="utf-8"), "\n### Batch 4: subjects left to a cue\n").split())
-    shipped = "embeddings frozen (bottom:0), 5 epochs"
-    before, after = rr.loro_runs("loro_batch3", shipped), rr.loro_runs("loro_batch4", shipped)
+    before, after = rr.loro_runs("loro_batch3", SHIPPED_RECIPE), rr.loro_runs("loro_batch4", SHIPPED_RECIPE)
     v1 = rr.loro_runs("loro_batch3", "v1 only")
     names = {register: name for name, register in README_ROWS.items()}
     expected = []
@@ -150,9 +161,9 @@ def _financial_fixed() -> list[str]:
     ]
 
 
-def _review_churn() -> str:
-    """ "Batch 5", the review topic mistakes each seed's model fixes and makes with batch 5 against batch 4."""
-    churn = [(_errors("batch4", s, "reviews"), _errors("batch5", s, "reviews")) for s in range(3)]
+def _review_churn(before: str = "batch4", after: str = "batch5") -> str:
+    """The review topic mistakes each seed's model fixes and makes with a batch ("after") against without it."""
+    churn = [(_errors(before, s, "reviews"), _errors(after, s, "reviews")) for s in range(3)]
     fixed, made = sorted(len(a - b) for a, b in churn), sorted(len(b - a) for a, b in churn)
     return f"fixes {fixed[0]} to {fixed[-1]} of the review topic mistakes and makes {made[0]} to {made[-1]} new ones"
 
@@ -163,11 +174,8 @@ def test_batch_five_changes_and_goal_come_from_result_files():
     goal's gains and shortfall over the v1-only recipe on the same test sentences."""
     heading = "\n### Batch 5: money on a rule's boundary\n"
     text = " ".join(rr.section(README.read_text(encoding="utf-8"), heading).split())
-    shipped = "embeddings frozen (bottom:0), 5 epochs"
-    runs = {"after": rr.loro_runs("loro_batch5", shipped), "before": rr.loro_runs("loro_batch4", shipped)}
-    runs["v1"] = rr.loro_runs("loro_batch3", "v1 only")
+    runs, m = _batch_runs("loro_batch5", "loro_batch4")
     tasks = ("topic", "sentiment")
-    m = {(k, g, t): rr.register_mean(runs[k], g, t) for k in runs for g in ("reviews", "financial") for t in tasks}
     names = {register: name for name, register in README_ROWS.items()}
 
     def same_seed(g):
@@ -204,7 +212,7 @@ def test_batch_five_changes_and_goal_come_from_result_files():
         _review_churn(),
     ]
     last = {
-        g: f"{rr.register_mean(rr.loro_runs(name, shipped), g, 'topic', 0):.3f}"
+        g: f"{rr.register_mean(rr.loro_runs(name, SHIPPED_RECIPE), g, 'topic', 0):.3f}"
         for name, gs in (("loro_batch4", ("headlines", "newsbody")), ("loro_batch3", ("forum", "social")))
         for g in gs
     }
@@ -226,7 +234,7 @@ def test_summary_figures_come_from_result_files():
         f"{old[f]['metrics']['sentiment']['accuracy']:.3f} to {new[f]['metrics']['sentiment']['accuracy']:.3f}"
         for f in ("data/v2/test.csv", "data/test.csv")
     ]
-    after = rr.loro_runs("loro_batch6", "embeddings frozen (bottom:0), 5 epochs")
+    after = rr.loro_runs("loro_batch6", SHIPPED_RECIPE)
     v1 = rr.loro_runs("loro_batch3", "v1 only")
     gains = {g: rr.change(*(rr.register_mean(r, g, "topic") for r in (after, v1))) for g in ("reviews", "financial")}
     seeds = sum(r["held_out"] == "financial" for r in after)
@@ -252,14 +260,13 @@ def _overlap() -> list[str]:
     """ "Batch 6", held-out sentences near a training sentence and the scores on the far ones
     (bench/results/loro_overlap.json); each run's whole-register score there is its loro file's."""
     overlap = json.loads((REPO / "bench" / "results" / "loro_overlap.json").read_text(encoding="utf-8"))
-    shipped = "embeddings frozen (bottom:0), 5 epochs"
     counts, rows, near, gaps, means, gain_gaps = [], [], [], [], [], []
     for g, name in (("reviews", "reviews"), ("financial", "financial statements")):
         reg = overlap["registers"][g]
         counts.append(f"{reg['near']} of the {reg['n']:,} {name}")
         for batch in sorted({r["batch"] for r in reg["runs"]} - {"batch3"}):
             runs = [r for r in reg["runs"] if r["batch"] == batch]
-            loro = rr.loro_runs(f"loro_{batch}", shipped)
+            loro = rr.loro_runs(f"loro_{batch}", SHIPPED_RECIPE)
             for run in runs:
                 [match] = [r for r in loro if r["held_out"] == g and r["seed"] == run["seed"]]
                 assert all(abs(match["test"][t]["accuracy"] - run["all"][t]) < 5e-4 for t in ("topic", "sentiment"))
@@ -285,11 +292,8 @@ def test_batch_six_changes_and_goal_come_from_result_files():
     goal over the v1-only recipe on the same test sentences, and the far-sentence scores."""
     heading = "\n### Batch 6: verdicts whose subject is left to a cue\n"
     text = " ".join(rr.section(README.read_text(encoding="utf-8"), heading).split())
-    shipped = "embeddings frozen (bottom:0), 5 epochs"
-    runs = {"after": rr.loro_runs("loro_batch6", shipped), "before": rr.loro_runs("loro_batch5", shipped)}
-    runs["v1"] = rr.loro_runs("loro_batch3", "v1 only")
+    runs, m = _batch_runs("loro_batch6", "loro_batch5")
     tasks = ("topic", "sentiment")
-    m = {(k, g, t): rr.register_mean(runs[k], g, t) for k in runs for g in ("reviews", "financial") for t in tasks}
     names = {register: name for name, register in README_ROWS.items()}
     seeds = {g: [r["seed"] for r in runs["after"] if r["held_out"] == g] for g in ("reviews", "financial")}
     n_reviews = next(r["test"]["topic"]["n"] for r in runs["after"] if r["held_out"] == "reviews")
@@ -305,8 +309,6 @@ def test_batch_six_changes_and_goal_come_from_result_files():
     same = [
         rr.change(*(rr.register_mean(runs[k], "reviews", "topic", s) for k in ("after", "before"))) for s in range(3)
     ]
-    churn = [(_errors("batch5", s, "reviews"), _errors("batch6", s, "reviews")) for s in range(3)]
-    fixed, made = sorted(len(a - b) for a, b in churn), sorted(len(b - a) for a, b in churn)
     registers = sorted({r["held_out"] for r in runs["v1"]} - {"crafted"})
     worst = {t: min(rr.register_mean(runs["v1"], g, t) for g in registers) for t in tasks}
     rev, fin = m["after", "reviews", "topic"], {t: m["after", "financial", t] for t in tasks}
@@ -314,8 +316,8 @@ def test_batch_six_changes_and_goal_come_from_result_files():
     expected += [
         f"every seed with batch 6 ({_span(runs['after'], 'reviews')}) is above every seed with batch 5 "
         f"({_span(runs['before'], 'reviews')}); the same seed: {', '.join(same)}.",
-        f"fixes {fixed[0]} to {fixed[-1]} of the review topic mistakes and makes {made[0]} to {made[-1]} new ones. "
-        f"Sentiment gains {rr.change(m['after', 'reviews', 'sentiment'], m['before', 'reviews', 'sentiment'])}.",
+        f"{_review_churn('batch5', 'batch6')}. Sentiment gains "
+        f"{rr.change(m['after', 'reviews', 'sentiment'], m['before', 'reviews', 'sentiment'])}.",
         f"{rr.pair(fin['topic'], fin['sentiment'])}, {rr.change(fin['topic'], fin_before)} points of topic against "
         f"the same seed with batch 5 ({fin_before:.3f}), just below that batch's seeds "
         f"({_span(runs['before'], 'financial')})",
