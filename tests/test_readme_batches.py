@@ -9,6 +9,7 @@ import readme_results as rr
 from conftest import README_ROWS, REPO
 from readme_results import README
 
+WORDS = {1: "one", 2: "two", 3: "three"}
 SHIPPED_RECIPE = "embeddings frozen (bottom:0), 5 epochs"  # as the loro sweep names it
 FINANCIAL_READ = REPO / "results" / "errors" / "batch4" / "financial_topic_mistakes_read.csv"
 
@@ -241,7 +242,7 @@ def test_summary_figures_come_from_result_files():
     expected = [
         f"rises from {rises[0]} on v2's test split ({rises[1]} on v1's own)",
         f"to {gains['reviews']} (reviews) and {gains['financial']} (financial statements, "
-        f"{'one seed' if seeds == 1 else f'{seeds} seeds'})",
+        f"{WORDS[seeds]} seed{'s' * (seeds > 1)})",
     ]
     assert [e for e in expected if e not in text] == []
 
@@ -304,7 +305,7 @@ def test_batch_six_changes_and_goal_come_from_result_files():
         n = len(seeds[g])
         expected += [
             f"| {names[g]} | 3 / {n} | {was} | {now} | {changes[0]} |",
-            f"| {names[g]} | {base} | {now} ({'3 seeds' if n == 3 else '1 seed'}) | {changes[1]} |",
+            f"| {names[g]} | {base} | {now} ({n} seed{'s' * (n > 1)}) | {changes[1]} |",
         ]
     same = [
         rr.change(*(rr.register_mean(runs[k], "reviews", "topic", s) for k in ("after", "before"))) for s in range(3)
@@ -312,20 +313,25 @@ def test_batch_six_changes_and_goal_come_from_result_files():
     registers = sorted({r["held_out"] for r in runs["v1"]} - {"crafted"})
     worst = {t: min(rr.register_mean(runs["v1"], g, t) for g in registers) for t in tasks}
     rev, fin = m["after", "reviews", "topic"], {t: m["after", "financial", t] for t in tasks}
-    fin_before = rr.register_mean(runs["before"], "financial", "topic", 0)
+    fin_same = ", ".join(
+        rr.change(*(rr.register_mean(runs[k], "financial", "topic", s) for k in ("after", "before")))
+        for s in seeds["financial"]
+    )
+    verb = "are" if len(seeds["financial"]) > 1 else "is"
+    fin_n = f"{WORDS[len(seeds['financial'])]} seed{'s' * (len(seeds['financial']) > 1)}"
     expected += [
         f"every seed with batch 6 ({_span(runs['after'], 'reviews')}) is above every seed with batch 5 "
         f"({_span(runs['before'], 'reviews')}); the same seed: {', '.join(same)}.",
         f"{_review_churn('batch5', 'batch6')}. Sentiment gains "
         f"{rr.change(m['after', 'reviews', 'sentiment'], m['before', 'reviews', 'sentiment'])}.",
-        f"{rr.pair(fin['topic'], fin['sentiment'])}, {rr.change(fin['topic'], fin_before)} points of topic against "
-        f"the same seed with batch 5 ({fin_before:.3f}), just below that batch's seeds "
-        f"({_span(runs['before'], 'financial')})",
+        f"{rr.pair(fin['topic'], fin['sentiment'])}; the same seed: {fin_same} points of topic; seeds "
+        f"{_span(runs['after'], 'financial')} against {_span(runs['before'], 'financial')} with batch 5",
         f"now at {rev:.3f} over three seeds: {rr.change(rev, worst['topic'])} over the v1-only recipe's worst "
         f"register (reviews, {worst['topic']:.3f}), where the goal asks +8 ({worst['topic'] + 0.08:.3f}); every seed "
-        f"({_span(runs['after'], 'reviews')}) clears it. Financial statements' one seed is at {fin['topic']:.3f}, "
+        f"({_span(runs['after'], 'reviews')}) clears it. Financial statements' {fin_n} {verb} at "
+        f"{fin['topic']:.3f}, "
         f"{rr.change(fin['topic'], worst['topic'])} over that worst.",
-        f"at {fin['sentiment']:.3f} (one seed): {rr.change(fin['sentiment'], worst['sentiment'])} over the v1-only "
+        f"at {fin['sentiment']:.3f} ({fin_n}): {rr.change(fin['sentiment'], worst['sentiment'])} over the v1-only "
         f"recipe's worst (financial statements, {worst['sentiment']:.3f})",
     ]
     expected += _overlap()
